@@ -1,0 +1,48 @@
+# nurture_lake — the two commands a newcomer needs are `make demo` and `make test`.
+# Both set up what is missing first (virtualenv with pinned packages, JVM jars via Maven).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.nurture-setup
+
+.PHONY: setup demo test test-fast bench lint clean help jars-kafka
+
+help:
+	@echo "make demo   - set up if needed, run the closed nurture loop on a simulated population"
+	@echo "make test   - set up if needed, run the whole test suite"
+	@echo "make bench  - run the benchmarks (figures and ratios against same-run baselines)"
+	@echo "make setup  - create $(VENV) and fetch the JVM jars into .jars/"
+	@echo "make lint   - byte-compile and type-check the package"
+	@echo "make clean  - remove the local lake (.lake/) and benchmark data (.bench/)"
+
+setup: $(STAMP) .jars/.complete
+
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+.jars/.complete: jvm/pom.xml jvm/fetch_jars.py $(STAMP)
+	rm -f .jars/.complete
+	$(BIN)/python jvm/fetch_jars.py
+
+demo: setup
+	$(BIN)/nurture-lake demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: setup
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python -m bench
+
+lint: setup
+	$(BIN)/python -m compileall -q src jobs tests bench
+
+clean:
+	rm -rf .lake .bench

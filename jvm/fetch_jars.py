@@ -1,0 +1,77 @@
+"""Fetch the project's JVM jars with Maven into a git-ignored folder (``make setup``).
+
+Usage: ``python jvm/fetch_jars.py [--group kafka]``. Each group is a pom under ``jvm/``
+(``pom.xml`` → ``.jars/``, ``pom-<group>.xml`` → ``.jars/<group>/``). Jars that pyspark already
+ships (Scala, Hadoop, Jackson, Parquet, ...) are pruned so Spark's own versions are the only ones
+on the classpath. A group already fetched is skipped (a ``.complete`` marker is written last).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+JARS = HERE.parent / ".jars"
+_ARTIFACT = re.compile(r"^(.*?)-\d[^-]*(?:-.*)?\.jar$")
+
+
+def _artifact(name: str) -> str:
+    match = _ARTIFACT.match(name)
+    return match.group(1) if match else name
+
+
+def _spark_jar_names() -> set[str]:
+    import pyspark  # the venv's pyspark: its jars are Spark's classpath
+
+    return {_artifact(p.name) for p in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
+
+
+def fetch(group: str | None, *, prune: bool) -> Path:
+    pom = HERE / (f"pom-{group}.xml" if group else "pom.xml")
+    target = JARS / group if group else JARS
+    marker = target / ".complete"
+    if marker.exists():
+        print(f"jars: {target} is complete, nothing to fetch")
+        return target
+    if not shutil.which("mvn"):
+        sys.exit("jars: Maven (mvn) is required to fetch the JVM jars; install it (e.g. apt-get install maven)")
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            "mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+            "-DincludeScope=runtime", f"-DoutputDirectory={tmp}",
+        ]
+        print("jars: " + " ".join(cmd[:6]) + f" ({pom.name})", flush=True)
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.exit(f"jars: Maven failed for {pom.name}:\n{result.stdout}{result.stderr}")
+        spark_names = _spark_jar_names() if prune else set()
+        target.mkdir(parents=True, exist_ok=True)
+        for stale in target.glob("*.jar"):  # a changed pom replaces the whole group
+            stale.unlink()
+        kept = 0
+        for jar in sorted(Path(tmp).glob("*.jar")):
+            if _artifact(jar.name) in spark_names:
+                continue
+            shutil.copy2(jar, target / jar.name)
+            kept += 1
+    marker.write_text("ok\n")
+    print(f"jars: {kept} jars in {target}")
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--group", default=None, help="pom-<group>.xml into .jars/<group>/")
+    parser.add_argument("--no-prune", action="store_true", help="keep jars that pyspark already ships")
+    args = parser.parse_args()
+    fetch(args.group, prune=not args.no_prune)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""nurture_lake — self-learning lead-nurture agents on Spark and Delta Lake."""
+
+from setuptools import find_packages, setup
+
+# Pins that are known to work together (see README "Versions"). Delta's JVM artifact
+# io.delta:delta-spark_4.0_2.13:4.4.0 is built for Spark 4.0.x, hence pyspark 4.0.x.
+INSTALL_REQUIRES = [
+    "pyspark==4.0.5",
+    "delta-spark==4.4.0",
+    "pandas>=2.2,<3",          # pandas 3 breaks pyspark.testing on every Spark 4.x line
+    "numpy>=1.26,<3",
+    "pyarrow>=15",
+    "pydantic>=2.7,<3",
+    "PyYAML>=6",
+    "phonenumbers>=8.13",
+    "mlflow==3.17.2",
+    "hyperopt==0.3.0",
+    "databricks-sdk==0.156.0",
+    "matplotlib>=3.8",
+    "scipy>=1.11",
+    "deltalake>=1.0",           # BI-side reads of gold tables without Spark
+]
+
+EXTRAS = {
+    "dev": ["pytest>=8", "hypothesis>=6.100", "pytest-timeout>=2.3"],
+    "bench": ["vowpalwabbit>=9"],
+}
+
+setup(
+    name="nurture_lake",
+    version="0.1.0",
+    description="Self-learning lead-nurture agents: contextual bandits on Spark, Delta Lake decisions",
+    package_dir={"": "src"},
+    packages=find_packages("src"),
+    package_data={"nurture_lake": ["py.typed"]},
+    python_requires=">=3.11,<3.12",
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["nurture-lake=nurture_lake.cli:main"]},
+)

@@ -1,0 +1,15 @@
+"""Job entry points: each module has ``main(argv: list[str] | None = None) -> None``.
+
+``nurture-lake <job>`` dispatches here; ``jobs/<job>.py`` files call the same ``main`` for
+``spark-submit``. Jobs are thin: parse arguments, load config, get Spark, call the library.
+"""
+
+JOBS: dict[str, str] = {
+    "simulate": "nurture_lake.jobs.simulate",
+    "ingest": "nurture_lake.jobs.ingest",
+    "consent": "nurture_lake.jobs.consent",
+    "demo": "nurture_lake.jobs.demo",
+}
+"""Sub-command name → module holding its ``main``. Later jobs register here."""
+
+__all__ = ["JOBS"]

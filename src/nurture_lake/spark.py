@@ -1,0 +1,96 @@
+"""One way to get a Spark session with Delta Lake.
+
+``get_spark()`` reuses an active session (Databricks, notebooks, ``spark-submit``) and otherwise
+builds a local one. Delta's JVM jars come from the project folder ``.jars/`` filled by
+``make setup`` (Maven); where that folder is absent (a user elsewhere) the standard
+``spark.jars.packages`` route resolves the same pinned coordinates.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from nurture_lake.config import PROJECT_ROOT, NurtureConfig
+
+DELTA_VERSION = "4.4.0"
+"""Delta Lake release; its ``delta-spark_4.0_2.13`` artifact is built for Spark 4.0.x (pyspark 4.0.x)."""
+DELTA_PACKAGE = f"io.delta:delta-spark_4.0_2.13:{DELTA_VERSION}"
+JARS_DIR = Path(os.environ.get("NURTURE_LAKE_JARS", PROJECT_ROOT / ".jars"))
+"""Folder of jars fetched by ``make setup``; override with ``NURTURE_LAKE_JARS``."""
+
+
+def local_jars(jars_dir: Path = JARS_DIR, *, extra_groups: tuple[str, ...] = ()) -> list[Path]:
+    """The Delta jars in ``jars_dir`` (top level) plus any named sub-folders, e.g. ``kafka``."""
+    found = sorted(jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
+    for group in extra_groups:
+        found += sorted((jars_dir / group).glob("*.jar"))
+    return found
+
+
+def _base_builder(app_name: str, master: str) -> SparkSession.Builder:
+    # Workers must run this interpreter, or they may start a system Python without our packages.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    return (
+        SparkSession.builder.appName(app_name)
+        .master(master)
+        # Delta's SQL extensions (MERGE, time travel, VACUUM) and catalog for path tables.
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        # All timestamps are handled and stored in UTC; local time is computed per lead.
+        .config("spark.sql.session.timeZone", "UTC")
+    )
+
+
+def get_spark(
+    cfg: NurtureConfig | None = None,
+    *,
+    app_name: str = "nurture_lake",
+    master: str | None = None,
+    extra_jar_groups: tuple[str, ...] = (),
+    extra_packages: tuple[str, ...] = (),
+) -> SparkSession:
+    """Return the active Spark session, or build a local one with Delta.
+
+    ``extra_jar_groups`` names sub-folders of ``.jars/`` (e.g. ``("kafka",)``); ``extra_packages``
+    are the Maven coordinates used instead where ``.jars/`` is absent.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+
+    spark_cfg = cfg.spark if cfg is not None else None
+    master = master or os.environ.get("NURTURE_LAKE_MASTER") or (spark_cfg.master if spark_cfg else "local[2]")
+    builder = _base_builder(app_name, master)
+    jars = local_jars(extra_groups=extra_jar_groups)
+    if jars:
+        builder = builder.config("spark.jars", ",".join(str(j) for j in jars))
+    else:
+        builder = builder.config("spark.jars.packages", ",".join((DELTA_PACKAGE, *extra_packages)))
+
+    if master.startswith("local"):
+        builder = (
+            builder
+            # Small shuffles on a 2-core box; clusters override through conf.
+            .config("spark.sql.shuffle.partitions", str(spark_cfg.shuffle_partitions if spark_cfg else 4))
+            .config("spark.driver.memory", spark_cfg.driver_memory if spark_cfg else "4g")
+            # Loopback only: no network lookups of the host name.
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            # No web UI or console progress bars in jobs and tests.
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            # Local Delta tables need no retention-period guard for VACUUM in tests and erasure.
+            .config("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+            .config("spark.sql.warehouse.dir", str(PROJECT_ROOT / ".lake" / "warehouse"))
+        )
+    if spark_cfg is not None:
+        for key, value in spark_cfg.extra_conf.items():
+            builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("NURTURE_LAKE_SPARK_LOG_LEVEL", "WARN"))
+    return spark
