@@ -6,7 +6,9 @@ These are the product (see ``shared/DESIGN.md`` §3). Change them only with a mi
 from __future__ import annotations
 
 from pyspark.sql.types import (
+    ArrayType,
     BooleanType,
+    DoubleType,
     LongType,
     MapType,
     StringType,
@@ -138,3 +140,61 @@ SILVER_CONSENT_CURRENT = StructType([
     StructField("event_id", StringType(), False),
     StructField("region", StringType(), False),
 ])
+
+
+GUARDRAIL_RESULT = StructType([
+    StructField("rule", StringType(), False),             # e.g. "consent", "quiet_hours", "max_touches_7d"
+    StructField("passed", BooleanType(), False),          # False when the rule removed at least one action
+    StructField("blocked_actions", ArrayType(StringType()), False),
+    StructField("reason", StringType(), True),            # human-readable why (counts, limits, local time)
+])
+
+GOLD_CADENCE_DECISIONS = StructType([
+    StructField("decision_id", StringType(), False),      # deterministic: sha of (lead_id, trigger, policy) → idempotent
+    StructField("lead_id", StringType(), False),
+    StructField("region", StringType(), False),
+    StructField("decided_at", TimestampType(), False),
+    StructField("trigger", StringType(), False),          # triggering event id, or "review:<iso time>"
+    StructField("trigger_type", StringType(), False),     # "event" | "review"
+    StructField("action_id", StringType(), False),        # "hold" or "<channel>@<wait>"
+    StructField("channel", StringType(), True),           # null for hold
+    StructField("delay", StringType(), True),             # the wait, e.g. "1d"; null for hold
+    StructField("send_at", TimestampType(), True),        # UTC, after quiet hours in the lead's time zone
+    StructField("propensity", DoubleType(), False),       # exact P(chosen action) after guardrails
+    StructField("action_probs", MapType(StringType(), DoubleType()), False),
+    StructField("expected_rewards", MapType(StringType(), DoubleType()), True),
+    StructField("explored", BooleanType(), False),
+    StructField("holdout", BooleanType(), False),
+    StructField("guardrails", ArrayType(GUARDRAIL_RESULT), False),
+    StructField("policy_kind", StringType(), False),      # "champion" | "logging" | "holdout_baseline"
+    StructField("model_name", StringType(), False),
+    StructField("model_version", StringType(), False),
+    StructField("mlflow_run_id", StringType(), False),
+    StructField("policy_config_hash", StringType(), False),
+    StructField("feature_table_version", LongType(), False),
+    StructField("feature_as_of", TimestampType(), False),
+    StructField("job_run_id", StringType(), False),
+    StructField("batch_id", LongType(), False),
+    StructField("code_version", StringType(), False),
+])
+"""``gold.cadence_decisions``: a row alone answers why this action, for whom, under which model, data and rules."""
+
+GOLD_DECISION_OUTCOMES = StructType([
+    StructField("decision_id", StringType(), False),
+    StructField("lead_id", StringType(), False),
+    StructField("region", StringType(), False),
+    StructField("action_id", StringType(), False),
+    StructField("channel", StringType(), True),
+    StructField("propensity", DoubleType(), False),
+    StructField("holdout", BooleanType(), False),
+    StructField("model_version", StringType(), False),
+    StructField("decided_at", TimestampType(), False),
+    StructField("send_at", TimestampType(), True),
+    StructField("window_end", TimestampType(), False),
+    StructField("reward", DoubleType(), False),
+    StructField("reward_components", MapType(StringType(), DoubleType()), False),
+    StructField("attributed_event_ids", ArrayType(StringType()), False),
+    StructField("harm", BooleanType(), False),            # an unsubscribe / complaint was attributed
+    StructField("attributed_at", TimestampType(), False),
+])
+"""``gold.decision_outcomes``: one row per decision whose reward window has closed."""
