@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from nurture_lake.config import NurtureConfig, load_config
 from nurture_lake.spark import local_jars
 
 os.environ["PYSPARK_PYTHON"] = sys.executable  # workers run the test interpreter
+os.environ["TZ"] = "UTC"  # collected timestamps come back as naive datetimes in the process time zone
+time.tzset()
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
 

@@ -19,6 +19,7 @@ import phonenumbers
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
+from pyspark.sql.types import StringType
 
 _BLOCK = 64  # SHA-256 block size in bytes
 
@@ -95,7 +96,7 @@ def normalise_phone_col(value: Column, default_region: Column) -> Column:
     return _phone_udf(value, default_region)
 
 
-@pandas_udf("string")  # type: ignore[call-overload]
+@pandas_udf(StringType())  # type: ignore[call-overload]
 def _phone_udf(values: pd.Series, regions: pd.Series) -> pd.Series:
     return pd.Series(
         [normalise_phone(v, r) if isinstance(v, str) else None for v, r in zip(values, regions, strict=True)],

@@ -1,0 +1,16 @@
+"""Ingest: landing events → bronze (raw) → silver (typed, deduplicated) + quarantine, consent."""
+
+from nurture_lake.ingest.parse import CHECK_ORDER, rank_duplicates, validate_events
+from nurture_lake.ingest.sinks import IngestCounts, IngestTables, process_batch
+from nurture_lake.ingest.stream import landing_stream, run_ingest
+
+__all__ = [
+    "CHECK_ORDER",
+    "IngestCounts",
+    "IngestTables",
+    "landing_stream",
+    "process_batch",
+    "rank_duplicates",
+    "run_ingest",
+    "validate_events",
+]

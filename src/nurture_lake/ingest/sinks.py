@@ -1,0 +1,204 @@
+"""One micro-batch of raw landing rows → bronze, quarantine, silver, identifier vault, consent.
+
+Exactly-once across restarts: appends carry Delta's idempotent-write options
+(``txnAppId`` + ``txnVersion = batch_id``) so a replayed batch is skipped, and the MERGEs are
+insert-only on natural keys, so replaying them changes nothing. The order (bronze → quarantine →
+silver → vault → consent) means a replay after a partial failure redoes only what is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from nurture_lake.config import NurtureConfig
+from nurture_lake.consent import consent_ledger_rows, upsert_consent_current, upsert_consent_ledger
+from nurture_lake.ingest.parse import rank_duplicates, validate_events
+from nurture_lake.schemas import (
+    BRONZE_EVENTS_RAW,
+    IDENTIFIER_TYPES,
+    SILVER_CONSENT_CURRENT,
+    SILVER_CONSENT_LEDGER,
+    SILVER_EVENTS,
+    SILVER_EVENTS_QUARANTINE,
+    SILVER_IDENTIFIERS,
+    QuarantineReason,
+)
+from nurture_lake.tables import Lake, TableRef
+
+
+@dataclass(frozen=True)
+class IngestTables:
+    """The tables one region's ingest writes."""
+
+    bronze: TableRef
+    silver: TableRef
+    quarantine: TableRef
+    identifiers: TableRef
+    consent_ledger: TableRef
+    consent_current: TableRef
+
+    @classmethod
+    def for_region(cls, lake: Lake, region: str) -> IngestTables:
+        return cls(
+            bronze=lake.table(region, "bronze", "events_raw"),
+            silver=lake.table(region, "silver", "events"),
+            quarantine=lake.table(region, "silver", "events_quarantine"),
+            identifiers=lake.table(region, "silver", "identifiers"),
+            consent_ledger=lake.table(region, "silver", "consent_ledger"),
+            consent_current=lake.table(region, "silver", "consent_current"),
+        )
+
+    def ensure_all(self, spark: SparkSession) -> None:
+        """Create every table empty if missing, so readers never see a missing table."""
+        self.bronze.ensure(spark, BRONZE_EVENTS_RAW)
+        self.silver.ensure(spark, SILVER_EVENTS)
+        self.quarantine.ensure(spark, SILVER_EVENTS_QUARANTINE)
+        self.identifiers.ensure(spark, SILVER_IDENTIFIERS)
+        self.consent_ledger.ensure(spark, SILVER_CONSENT_LEDGER)
+        self.consent_current.ensure(spark, SILVER_CONSENT_CURRENT)
+
+
+@dataclass
+class IngestCounts:
+    """Rows per outcome, accumulated over the batches of a run."""
+
+    batches: int = 0
+    raw: int = 0
+    silver: int = 0
+    quarantine: dict[str, int] = field(default_factory=dict)
+
+    def add(self, *, raw: int, silver: int, quarantine: dict[str, int]) -> None:
+        self.batches += 1
+        self.raw += raw
+        self.silver += silver
+        for reason, n in quarantine.items():
+            self.quarantine[reason] = self.quarantine.get(reason, 0) + n
+
+
+def _to_bronze(raw: DataFrame, *, region: str, batch_id: int, ingested_at: datetime) -> DataFrame:
+    cols = {f.name for f in BRONZE_EVENTS_RAW.fields}
+    out = raw
+    for name, dtype in (("source_file", "string"), ("kafka_topic", "string"), ("kafka_partition", "bigint"),
+                        ("kafka_offset", "bigint"), ("kafka_key", "string")):
+        if name not in raw.columns:
+            out = out.withColumn(name, F.lit(None).cast(dtype))
+    out = (
+        out.withColumn("region", F.lit(region))
+        .withColumn("ingested_at", F.lit(ingested_at))
+        .withColumn("batch_id", F.lit(batch_id).cast("bigint"))
+    )
+    return out.select(*[f.name for f in BRONZE_EVENTS_RAW.fields if f.name in cols])
+
+
+def _cross_batch_duplicates(spark: SparkSession, silver: TableRef, kept: DataFrame) -> DataFrame:
+    """Rows whose event_id is already in silver from another batch or file (a replay is not a duplicate)."""
+    existing = silver.read(spark).select(
+        F.col("event_id").alias("_e_id"), F.col("batch_id").alias("_e_batch"), F.col("source_file").alias("_e_file")
+    )
+    joined = kept.join(existing, kept["event_id"] == existing["_e_id"], "left")
+    same_origin = (F.col("_e_batch") == F.col("batch_id")) & F.col("_e_file").eqNullSafe(F.col("source_file"))
+    return joined.withColumn("_is_dup", F.col("_e_id").isNotNull() & ~F.coalesce(same_origin, F.lit(False))).drop(
+        "_e_id", "_e_batch", "_e_file"
+    )
+
+
+def _quarantine_rows(df: DataFrame) -> DataFrame:
+    return df.select(
+        "event_id", "reason", "reason_detail", F.col("value").alias("payload"), "source_file", "kafka_offset",
+        "region", "ingested_at", "batch_id",
+    )
+
+
+def process_batch(
+    spark: SparkSession,
+    cfg: NurtureConfig,
+    tables: IngestTables,
+    raw: DataFrame,
+    batch_id: int,
+    *,
+    region: str,
+    app_id: str,
+) -> tuple[int, int, dict[str, int]]:
+    """Write one micro-batch; returns (raw rows, new silver rows, quarantine rows per reason)."""
+    ingested_at = datetime.now(UTC)
+    bronze = _to_bronze(raw, region=region, batch_id=batch_id, ingested_at=ingested_at).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
+    try:
+        tables.bronze.append(bronze, txn_app_id=f"{app_id}.bronze", txn_version=batch_id)
+        checked = validate_events(
+            bronze,
+            region=region,
+            hmac_key=cfg.hmac_key(),
+            phone_region=cfg.regions[region].phone_region,
+            supported_versions=cfg.ingest.supported_schema_versions,
+            max_future_skew_hours=cfg.ingest.max_future_skew_hours,
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        ranked = rank_duplicates(checked.where(F.col("reason").isNull()))
+        flagged = _cross_batch_duplicates(spark, tables.silver, ranked.where(F.col("_dup_rank") == 1))
+        flagged = flagged.persist(StorageLevel.MEMORY_AND_DISK)
+        in_batch_dups = ranked.where(F.col("_dup_rank") > 1).withColumn("_is_dup", F.lit(True))
+        dups = flagged.where("_is_dup").unionByName(in_batch_dups).withColumn(
+            "reason", F.lit(QuarantineReason.DUPLICATE_EVENT_ID)
+        ).withColumn("reason_detail", F.concat(F.lit("event_id already ingested: "), F.col("event_id")))
+        invalid = checked.where(F.col("reason").isNotNull())
+        quarantine = _quarantine_rows(invalid).unionByName(_quarantine_rows(dups)).persist(
+            StorageLevel.MEMORY_AND_DISK
+        )
+        tables.quarantine.append(quarantine, txn_app_id=f"{app_id}.quarantine", txn_version=batch_id)
+
+        good = flagged.where(~F.col("_is_dup"))
+        silver_rows = good.select(*[f.name for f in SILVER_EVENTS.fields])
+        (
+            tables.silver.delta(spark).alias("t")
+            .merge(silver_rows.alias("s"), "t.event_id = s.event_id")
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+        _upsert_identifiers(spark, tables.identifiers, good)
+        ledger = consent_ledger_rows(good.select(*[f.name for f in SILVER_EVENTS.fields]))
+        ledger = ledger.persist(StorageLevel.MEMORY_AND_DISK)
+        if not ledger.isEmpty():
+            upsert_consent_ledger(spark, tables.consent_ledger, ledger)
+            upsert_consent_current(spark, tables.consent_current, ledger)
+        ledger.unpersist()
+
+        n_raw = bronze.count()
+        n_silver = good.count()
+        per_reason = {r["reason"]: int(r["count"]) for r in quarantine.groupBy("reason").count().collect()}
+        quarantine.unpersist()
+        flagged.unpersist()
+        checked.unpersist()
+        return n_raw, n_silver, per_reason
+    finally:
+        bronze.unpersist()
+
+
+def _upsert_identifiers(spark: SparkSession, table: TableRef, good: DataFrame) -> None:
+    """Region-local vault: pseudonym → normalised raw identifier, insert-only."""
+    entries = []
+    for id_type in IDENTIFIER_TYPES:
+        entries.append(
+            good.select(
+                F.col("identifiers").getItem(id_type).alias("id_key"),
+                F.lit(id_type).alias("id_type"),
+                F.col("id_values").getField(id_type).alias("value"),
+                F.col("occurred_at"),
+            ).where(F.col("id_key").isNotNull() & F.col("value").isNotNull())
+        )
+    union = entries[0]
+    for part in entries[1:]:
+        union = union.unionByName(part)
+    rows = union.groupBy("id_key", "id_type", "value").agg(F.min("occurred_at").alias("first_seen_at"))
+    (
+        table.delta(spark).alias("t")
+        .merge(rows.alias("s"), "t.id_key = s.id_key")
+        .whenMatchedUpdate(condition="s.first_seen_at < t.first_seen_at", set={"first_seen_at": "s.first_seen_at"})
+        .whenNotMatchedInsertAll()
+        .execute()
+    )

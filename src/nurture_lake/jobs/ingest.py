@@ -1,0 +1,50 @@
+"""Ingest landing events into bronze, silver and quarantine (Structured Streaming, per region)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from nurture_lake.audit import audited_run
+from nurture_lake.ingest import IngestCounts, IngestTables, run_ingest
+from nurture_lake.jobs.common import job_parser, load_job_config, log, parse
+from nurture_lake.spark import get_spark
+from nurture_lake.tables import Lake
+
+
+def _summary(region: str, counts: IngestCounts) -> str:
+    bad = ", ".join(f"{k}={v}" for k, v in sorted(counts.quarantine.items())) or "none"
+    return (f"ingest {region}: {counts.batches} batches, {counts.raw} raw lines, "
+            f"{counts.silver} new silver events, quarantined: {bad}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``nurture-lake ingest [--region R] [--once | --continuous [--timeout-seconds S]]``."""
+    parser = job_parser("ingest", __doc__ or "")
+    parser.add_argument("--region", action="append", default=None,
+                        help="region to ingest (repeatable; default: every configured region)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--once", dest="once", action="store_true", default=True,
+                      help="process everything new, then stop (availableNow; the default)")
+    mode.add_argument("--continuous", dest="once", action="store_false",
+                      help="keep running with a processingTime trigger (ingest.processing_time)")
+    parser.add_argument("--timeout-seconds", type=float, default=None,
+                        help="with --continuous: stop after this many seconds (default: run until killed)")
+    args = parse(parser, argv)
+    cfg = load_job_config(args)
+    lake = Lake(cfg)
+    regions = args.region or lake.regions
+    spark = get_spark(cfg, app_name="nurture_lake.ingest", master=args.master)
+    for region in regions:
+        tables = IngestTables.for_region(lake, region)
+        with audited_run(spark, lake, job="ingest", region=region, args=vars(args)) as run:
+            counts = run_ingest(spark, lake, region, once=args.once, timeout_s=args.timeout_seconds)
+            for table, rows in ((tables.bronze, counts.raw), (tables.silver, counts.silver),
+                                (tables.quarantine, sum(counts.quarantine.values()))):
+                run.wrote(spark, table, rows=rows)
+            for reason, rows in counts.quarantine.items():
+                run.count(f"quarantine.{reason}", rows)
+        log(_summary(region, counts))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""Ingest: contract validation, quarantine reasons, dedup, restarts, residency."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import Row, SparkSession
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from nurture_lake.config import NurtureConfig
+from nurture_lake.ingest import IngestTables, run_ingest, validate_events
+from nurture_lake.privacy import pseudonym
+from nurture_lake.schemas import QuarantineReason as R
+from nurture_lake.tables import Lake
+
+
+def event(event_id: str, **overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "event_id": event_id,
+        "event_type": "web_visit",
+        "occurred_at": "2026-11-01T10:00:00Z",
+        "region": "us",
+        "identifiers": {"email": " Ada@Example.COM ", "cookie_id": "c-1"},
+        "channel": "web",
+        "properties": {"page": "/pricing"},
+        "schema_version": "1",
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not _DROP}
+
+
+_DROP = object()
+
+
+def land(lake: Lake, region: str, name: str, lines: list[str | dict[str, Any]]) -> Path:
+    folder = lake.landing(region)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("".join((json.dumps(x) if isinstance(x, dict) else x) + "\n" for x in lines))
+    return path
+
+
+BAD_LINES: dict[str, list[str | dict[str, Any]]] = {
+    R.MALFORMED_JSON: ['{"event_id": "m1", "event_type": "web_vis', "[1, 2, 3]"],
+    R.MISSING_REQUIRED_FIELD: [event("r1", occurred_at=_DROP), event("r2", identifiers=_DROP)],
+    R.WRONG_TYPE: [
+        event("t1", identifiers="ada@example.com"),
+        event("t2", properties=["a", "b"]),
+        event("t3", event_type=42),
+        event("t4", identifiers={"email": {"nested": "x"}}),
+    ],
+    R.UNKNOWN_EVENT_TYPE: [event("u1", event_type="telepathy")],
+    R.UNKNOWN_CHANNEL: [event("ch1", channel="pigeon")],
+    R.UNSUPPORTED_SCHEMA_VERSION: [event("s1", schema_version="9")],
+    R.BAD_TIMESTAMP: [
+        event("b1", occurred_at="yesterday"),
+        event("b2", occurred_at="2026-11-01T10:00:00"),  # no offset
+        event("b3", occurred_at="2999-01-01T00:00:00Z"),  # far future
+        event("b4", occurred_at="2026-13-45T10:00:00Z"),
+    ],
+    R.REGION_MISMATCH: [event("g1", region="eu")],
+    R.NO_IDENTIFIERS: [event("n1", identifiers={}), event("n2", identifiers={"phone": "not a phone"})],
+}
+
+
+def test_every_quarantine_reason_from_a_real_bad_record(spark: SparkSession, cfg: NurtureConfig) -> None:
+    lake = Lake(cfg)
+    good = [event("ok-1"), event("ok-2", event_type="email_open", channel="email")]
+    lines: list[str | dict[str, Any]] = list(good)
+    for bad in BAD_LINES.values():
+        lines.extend(bad)
+    land(lake, "us", "events-0001.jsonl", lines)
+
+    counts = run_ingest(spark, lake, "us", progress=False)
+
+    tables = IngestTables.for_region(lake, "us")
+    quarantine = tables.quarantine.read(spark)
+    expected_q = [
+        Row(event_id=(x.get("event_id") if isinstance(x, dict) else None), reason=reason)
+        for reason, bad in BAD_LINES.items() for x in bad
+    ]
+    assertDataFrameEqual(quarantine.select("event_id", "reason"), expected_q)
+    # The original payload is kept verbatim for every quarantined row.
+    payloads = {r["payload"] for r in quarantine.collect()}
+    assert '{"event_id": "m1", "event_type": "web_vis' in payloads
+    assert set(R.ALL) - {R.DUPLICATE_EVENT_ID} == set(counts.quarantine)
+
+    key = cfg.hmac_key()
+    expected_ids = {"email": pseudonym(key, "email", "ada@example.com"), "cookie_id": pseudonym(key, "cookie_id", "c-1")}
+    ts = datetime(2026, 11, 1, 10)
+    assertDataFrameEqual(
+        tables.silver.read(spark).select("event_id", "event_type", "occurred_at", "region", "identifiers", "channel"),
+        [
+            Row(event_id="ok-1", event_type="web_visit", occurred_at=ts, region="us", identifiers=expected_ids, channel="web"),
+            Row(event_id="ok-2", event_type="email_open", occurred_at=ts, region="us", identifiers=expected_ids, channel="email"),
+        ],
+    )
+    # Bronze keeps every raw line, good and bad.
+    assert tables.bronze.read(spark).count() == len(lines)
+
+
+def test_validate_events_types_and_offsets(spark: SparkSession, cfg: NurtureConfig) -> None:
+    lines = [
+        json.dumps(event("a", occurred_at="2026-03-29T03:30:00+02:00", identifiers={"phone": "(415) 555-0132"})),
+        json.dumps(event("b", schema_version=1, decision_id="d-7", properties={"n": 3})),
+    ]
+    raw = spark.createDataFrame(
+        [(v, "f.jsonl", datetime(2026, 11, 2), 0) for v in lines],
+        "value string, source_file string, ingested_at timestamp, batch_id long",
+    )
+    key = cfg.hmac_key()
+    out = validate_events(raw, region="us", hmac_key=key, phone_region="US", supported_versions=("1",),
+                          max_future_skew_hours=24)
+    assertDataFrameEqual(
+        out.select("event_id", "occurred_at", "identifiers", "decision_id", "properties", "schema_version", "reason"),
+        [
+            Row(event_id="a", occurred_at=datetime(2026, 3, 29, 1, 30),
+                identifiers={"phone": pseudonym(key, "phone", "+14155550132")}, decision_id=None,
+                properties={"page": "/pricing"}, schema_version="1", reason=None),
+            Row(event_id="b", occurred_at=datetime(2026, 11, 1, 10),
+                identifiers={"email": pseudonym(key, "email", "ada@example.com"),
+                             "cookie_id": pseudonym(key, "cookie_id", "c-1")},
+                decision_id="d-7", properties={"n": "3"}, schema_version="1", reason=None),
+        ],
+    )
+
+
+def test_restart_adds_only_new_events_and_dedups_across_batches(spark: SparkSession, cfg: NurtureConfig) -> None:
+    lake = Lake(cfg)
+    land(lake, "us", "events-0001.jsonl", [event("e1"), event("e2"), event("e2")])
+    first = run_ingest(spark, lake, "us", progress=False)
+    assert (first.silver, first.quarantine) == (2, {R.DUPLICATE_EVENT_ID: 1})
+
+    # Rerun with nothing new: nothing happens.
+    again = run_ingest(spark, lake, "us", progress=False)
+    assert again.batches == 0
+
+    # New file: a re-sent e1 (duplicate across batches), a new e3 and a late, out-of-order e4.
+    land(lake, "us", "events-0002.jsonl", [event("e1"), event("e3"), event("e4", occurred_at="2026-10-01T08:00:00-04:00")])
+    run_ingest(spark, lake, "us", progress=False)
+
+    tables = IngestTables.for_region(lake, "us")
+    assertDataFrameEqual(
+        tables.silver.read(spark).select("event_id", "occurred_at"),
+        [Row(event_id="e1", occurred_at=datetime(2026, 11, 1, 10)),
+         Row(event_id="e2", occurred_at=datetime(2026, 11, 1, 10)),
+         Row(event_id="e3", occurred_at=datetime(2026, 11, 1, 10)),
+         Row(event_id="e4", occurred_at=datetime(2026, 10, 1, 12))],
+    )
+    dup_files = tables.quarantine.read(spark).select("event_id", "reason", F.substring_index("source_file", "/", -1).alias("file"))
+    assertDataFrameEqual(
+        dup_files,
+        [Row(event_id="e2", reason=R.DUPLICATE_EVENT_ID, file="events-0001.jsonl"),
+         Row(event_id="e1", reason=R.DUPLICATE_EVENT_ID, file="events-0002.jsonl")],
+    )
+
+
+def test_replayed_batch_is_idempotent(spark: SparkSession, cfg: NurtureConfig) -> None:
+    """The same micro-batch written twice (a replay after a crash) leaves every table as after once."""
+    from nurture_lake.ingest import process_batch
+
+    lake = Lake(cfg)
+    tables = IngestTables.for_region(lake, "us")
+    tables.ensure_all(spark)
+    lines = [event("x1"), event("x2", event_type="consent_granted", channel="email"), "{oops"]
+    raw = spark.createDataFrame([(json.dumps(x) if isinstance(x, dict) else x, "f1.jsonl") for x in lines],
+                                "value string, source_file string")
+    first = process_batch(spark, cfg, tables, raw, 7, region="us", app_id="t")
+    snapshot = {name: getattr(tables, name).read(spark).drop("ingested_at") for name in
+                ("bronze", "silver", "quarantine", "identifiers", "consent_ledger", "consent_current")}
+    frozen = {name: df.collect() for name, df in snapshot.items()}
+    process_batch(spark, cfg, tables, raw, 7, region="us", app_id="t")
+    for name, rows in frozen.items():
+        assertDataFrameEqual(getattr(tables, name).read(spark).drop("ingested_at"), rows)
+    assert first[1] == 2
+
+
+def test_no_raw_identifier_crosses_region_roots(spark: SparkSession, cfg: NurtureConfig) -> None:
+    lake = Lake(cfg)
+    land(lake, "us", "events-0001.jsonl", [event("u1", identifiers={"email": "only-us@example.com"})])
+    land(lake, "eu", "events-0001.jsonl", [event("x1", region="eu", identifiers={"email": "only-eu@example.de"})])
+    for region in ("us", "eu"):
+        run_ingest(spark, lake, region, progress=False)
+    for region, foreign in (("us", b"only-eu@example.de"), ("eu", b"only-us@example.com")):
+        files = [p for p in lake.region_root(region).rglob("*") if p.is_file()]
+        assert files, f"no files under {region}"
+        assert not any(foreign in p.read_bytes() for p in files), f"raw identifier leaked into {region}"
+    # Silver holds pseudonyms only: the raw e-mail is in bronze and the vault, not in silver files.
+    silver_files = [p for p in (lake.region_root("us") / "silver" / "events").rglob("*.parquet")]
+    assert silver_files and not any(b"only-us@example.com" in p.read_bytes() for p in silver_files)
+
+
+@pytest.mark.parametrize("region_cfg", ["eu"])
+def test_landing_folder_per_region(cfg: NurtureConfig, region_cfg: str) -> None:
+    lake = Lake(cfg)
+    assert lake.landing(region_cfg).parts[-2:] == (region_cfg, "events")
+    with pytest.raises(ValueError, match="unknown region"):
+        lake.landing("mars")
