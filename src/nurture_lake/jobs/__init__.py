@@ -8,6 +8,7 @@ JOBS: dict[str, str] = {
     "simulate": "nurture_lake.jobs.simulate",
     "ingest": "nurture_lake.jobs.ingest",
     "consent": "nurture_lake.jobs.consent",
+    "check-guardrails": "nurture_lake.jobs.check_guardrails",
     "demo": "nurture_lake.jobs.demo",
 }
 """Sub-command name → module holding its ``main``. Later jobs register here."""
