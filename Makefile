@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.nurture-setup
 
-.PHONY: setup demo test test-fast bench lint clean help jars-kafka
+.PHONY: setup demo test test-fast bench lint clean help
 
 help:
 	@echo "make demo   - set up if needed, run the closed nurture loop on a simulated population"
@@ -16,7 +16,9 @@ help:
 	@echo "make lint   - byte-compile and type-check the package"
 	@echo "make clean  - remove the local lake (.lake/) and benchmark data (.bench/)"
 
-setup: $(STAMP) .jars/.complete
+JARS   := .jars/.complete .jars/kafka/.complete .jars/kafka-broker/.complete
+
+setup: $(STAMP) $(JARS)
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +26,18 @@ $(STAMP): setup.py
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# JVM jars via Maven (never committed): Delta, Spark's Kafka connector, a Kafka broker for tests.
 .jars/.complete: jvm/pom.xml jvm/fetch_jars.py $(STAMP)
-	rm -f .jars/.complete
+	rm -f $@
 	$(BIN)/python jvm/fetch_jars.py
+
+.jars/kafka/.complete: jvm/pom-kafka.xml jvm/fetch_jars.py $(STAMP)
+	rm -f $@
+	$(BIN)/python jvm/fetch_jars.py --group kafka
+
+.jars/kafka-broker/.complete: jvm/pom-kafka-broker.xml jvm/fetch_jars.py $(STAMP)
+	rm -f $@
+	$(BIN)/python jvm/fetch_jars.py --group kafka-broker --no-prune
 
 demo: setup
 	$(BIN)/nurture-lake demo

@@ -106,6 +106,25 @@ class IngestConfig(_Frozen):
     """Landing contract versions accepted; others are quarantined."""
 
 
+class KafkaConfig(_Frozen):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    """Kafka bootstrap servers (``host:port,host:port``)."""
+    topic_pattern: str = "nurture.{region}.events"
+    """Topic per region; ``{region}`` is replaced by the region code."""
+    starting_offsets: Literal["earliest", "latest"] = "earliest"
+    """Where a new query (no checkpoint yet) starts; afterwards the checkpoint decides."""
+    max_offsets_per_trigger: int | None = None
+    """Upper bound on records per micro-batch (``None``: everything available)."""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """``kafka.security.protocol``."""
+    sasl_mechanism: str | None = None
+    """``kafka.sasl.mechanism`` (e.g. ``PLAIN``, ``SCRAM-SHA-512``) for SASL protocols."""
+    sasl_jaas_config_env: str | None = None
+    """Environment variable holding ``kafka.sasl.jaas.config`` (secrets never live in YAML)."""
+    options: dict[str, str] = Field(default_factory=dict)
+    """Further ``kafka.*`` source options, passed verbatim."""
+
+
 class MlflowConfig(_Frozen):
     tracking_uri: str = "sqlite:///.lake/mlflow/mlflow.db"
     """MLflow tracking URI; relative sqlite paths are resolved against the project root."""
@@ -128,6 +147,7 @@ class NurtureConfig(_Frozen):
     privacy: PrivacyConfig = PrivacyConfig()
     spark: SparkConfig = SparkConfig()
     ingest: IngestConfig = IngestConfig()
+    kafka: KafkaConfig = KafkaConfig()
     mlflow: MlflowConfig = MlflowConfig()
     extra: dict[str, Any] = Field(default_factory=dict)
     """Sections owned by later modules (simulator, policy, guardrails, ...), validated by them."""

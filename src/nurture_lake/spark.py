@@ -19,14 +19,18 @@ from nurture_lake.config import PROJECT_ROOT, NurtureConfig
 DELTA_VERSION = "4.4.0"
 """Delta Lake release; its ``delta-spark_4.0_2.13`` artifact is built for Spark 4.0.x (pyspark 4.0.x)."""
 DELTA_PACKAGE = f"io.delta:delta-spark_4.0_2.13:{DELTA_VERSION}"
+KAFKA_PACKAGE = "org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.0"
+"""Spark's Kafka source for Spark 4.0.x (see ``jvm/pom-kafka.xml``)."""
+SPARK_JAR_GROUPS: tuple[str, ...] = ("kafka",)
+"""Sub-folders of ``.jars/`` that go on Spark's classpath (``kafka-broker`` runs in its own JVM)."""
 JARS_DIR = Path(os.environ.get("NURTURE_LAKE_JARS", PROJECT_ROOT / ".jars"))
 """Folder of jars fetched by ``make setup``; override with ``NURTURE_LAKE_JARS``."""
 
 
-def local_jars(jars_dir: Path = JARS_DIR, *, extra_groups: tuple[str, ...] = ()) -> list[Path]:
-    """The Delta jars in ``jars_dir`` (top level) plus any named sub-folders, e.g. ``kafka``."""
+def local_jars(jars_dir: Path = JARS_DIR, *, groups: tuple[str, ...] = SPARK_JAR_GROUPS) -> list[Path]:
+    """The Delta jars in ``jars_dir`` (top level) plus the named sub-folders (the Kafka connector)."""
     found = sorted(jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
-    for group in extra_groups:
+    for group in groups:
         found += sorted((jars_dir / group).glob("*.jar"))
     return found
 
@@ -51,13 +55,12 @@ def get_spark(
     *,
     app_name: str = "nurture_lake",
     master: str | None = None,
-    extra_jar_groups: tuple[str, ...] = (),
     extra_packages: tuple[str, ...] = (),
 ) -> SparkSession:
-    """Return the active Spark session, or build a local one with Delta.
+    """Return the active Spark session, or build a local one with Delta and the Kafka connector.
 
-    ``extra_jar_groups`` names sub-folders of ``.jars/`` (e.g. ``("kafka",)``); ``extra_packages``
-    are the Maven coordinates used instead where ``.jars/`` is absent.
+    Jars come from ``.jars/`` (``make setup``); where it is absent, ``spark.jars.packages`` resolves
+    the same coordinates (plus ``extra_packages``).
     """
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -66,11 +69,11 @@ def get_spark(
     spark_cfg = cfg.spark if cfg is not None else None
     master = master or os.environ.get("NURTURE_LAKE_MASTER") or (spark_cfg.master if spark_cfg else "local[2]")
     builder = _base_builder(app_name, master)
-    jars = local_jars(extra_groups=extra_jar_groups)
+    jars = local_jars()
     if jars:
         builder = builder.config("spark.jars", ",".join(str(j) for j in jars))
     else:
-        builder = builder.config("spark.jars.packages", ",".join((DELTA_PACKAGE, *extra_packages)))
+        builder = builder.config("spark.jars.packages", ",".join((DELTA_PACKAGE, KAFKA_PACKAGE, *extra_packages)))
 
     if master.startswith("local"):
         builder = (

@@ -1,5 +1,6 @@
 """Ingest: landing events → bronze (raw) → silver (typed, deduplicated) + quarantine, consent."""
 
+from nurture_lake.ingest.kafka import kafka_options, kafka_records, kafka_stream
 from nurture_lake.ingest.parse import CHECK_ORDER, rank_duplicates, validate_events
 from nurture_lake.ingest.sinks import IngestCounts, IngestTables, process_batch
 from nurture_lake.ingest.stream import landing_stream, run_ingest
@@ -8,6 +9,9 @@ __all__ = [
     "CHECK_ORDER",
     "IngestCounts",
     "IngestTables",
+    "kafka_options",
+    "kafka_records",
+    "kafka_stream",
     "landing_stream",
     "process_batch",
     "rank_duplicates",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from nurture_lake.audit import audited_run
-from nurture_lake.ingest import IngestCounts, IngestTables, run_ingest
+from nurture_lake.ingest import IngestCounts, IngestTables, kafka_stream, run_ingest
 from nurture_lake.jobs.common import job_parser, load_job_config, log, parse
 from nurture_lake.spark import get_spark
 from nurture_lake.tables import Lake
@@ -18,8 +18,10 @@ def _summary(region: str, counts: IngestCounts) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``nurture-lake ingest [--region R] [--once | --continuous [--timeout-seconds S]]``."""
+    """``nurture-lake ingest [--source files|kafka] [--region R] [--once | --continuous [--timeout-seconds S]]``."""
     parser = job_parser("ingest", __doc__ or "")
+    parser.add_argument("--source", choices=("files", "kafka"), default="files",
+                        help="landing files (default) or the region's Kafka topic (config section kafka)")
     parser.add_argument("--region", action="append", default=None,
                         help="region to ingest (repeatable; default: every configured region)")
     mode = parser.add_mutually_exclusive_group()
@@ -37,7 +39,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     for region in regions:
         tables = IngestTables.for_region(lake, region)
         with audited_run(spark, lake, job="ingest", region=region, args=vars(args)) as run:
-            counts = run_ingest(spark, lake, region, once=args.once, timeout_s=args.timeout_seconds)
+            source = kafka_stream(spark, cfg.kafka, region=region) if args.source == "kafka" else None
+            counts = run_ingest(spark, lake, region, once=args.once, timeout_s=args.timeout_seconds,
+                                source=source, source_name=args.source)
             for table, rows in ((tables.bronze, counts.raw), (tables.silver, counts.silver),
                                 (tables.quarantine, sum(counts.quarantine.values()))):
                 run.wrote(spark, table, rows=rows)

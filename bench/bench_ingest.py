@@ -1,0 +1,91 @@
+"""Ingest throughput on simulated events versus a bare JSON → Delta copy of the same files.
+
+``python -m bench.bench_ingest --events 1000000`` (``make bench`` runs it at the issue's size).
+Both runs read the same landing files in the same process; the ratio (ours / bare) shows what full
+validation, pseudonymisation, deduplication, quarantine and the consent ledger cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from nurture_lake.config import NurtureConfig, load_config
+from nurture_lake.ingest import run_ingest
+from nurture_lake.simulator import SimulatorConfig, World
+from nurture_lake.spark import get_spark
+from nurture_lake.tables import Lake
+
+BENCH_ROOT = Path(".bench") / "ingest"
+
+
+def bench_config(root: Path) -> NurtureConfig:
+    """The local configuration with every root under ``root``."""
+    return load_config("local", overrides={
+        "storage.lake_root": str(root / "lake"), "storage.checkpoint_root": str(root / "checkpoints"),
+        "storage.landing_root": str(root / "landing"), "storage.report_root": str(root / "reports"),
+    })
+
+
+def simulate(cfg: NurtureConfig, events: int) -> int:
+    """Write about ``events`` landing lines (20 simulated days, 5 files a day a region)."""
+    days = 20
+    sim = SimulatorConfig.from_config(cfg, overrides={
+        "leads": max(events // days, 100), "days": days, "files_per_day": 5, "events_per_lead_day": 1.0,
+    })
+    manifest = World(cfg, sim).generate_organic()
+    return sum(r.good_events + sum(r.bad_events.values()) for r in manifest.regions.values())
+
+
+def run(events: int = 1_000_000) -> dict[str, Any]:
+    shutil.rmtree(BENCH_ROOT, ignore_errors=True)
+    cfg = bench_config(BENCH_ROOT.resolve())
+    lake = Lake(cfg)
+    started = time.perf_counter()
+    lines = simulate(cfg, events)
+    print(f"simulated {lines:,} landing lines in {time.perf_counter() - started:.1f} s", flush=True)
+    spark = get_spark(cfg, app_name="bench.ingest")
+
+    bare_s = 0.0
+    for region in lake.regions:
+        t0 = time.perf_counter()
+        spark.read.json(str(lake.landing(region))).write.format("delta").mode("overwrite").save(
+            str(BENCH_ROOT.resolve() / "bare" / region)
+        )
+        bare_s += time.perf_counter() - t0
+
+    ours_s, silver, quarantined = 0.0, 0, 0
+    for region in lake.regions:
+        t0 = time.perf_counter()
+        counts = run_ingest(spark, lake, region, progress=False)
+        ours_s += time.perf_counter() - t0
+        silver += counts.silver
+        quarantined += sum(counts.quarantine.values())
+
+    result = {
+        "landing_lines": lines,
+        "silver_events": silver,
+        "quarantined": quarantined,
+        "bare_copy_s": round(bare_s, 2),
+        "bare_copy_events_per_s": round(lines / bare_s),
+        "ingest_s": round(ours_s, 2),
+        "ingest_events_per_s": round(lines / ours_s),
+        "ratio_ingest_vs_bare": round(bare_s / ours_s, 3),
+        "target_ratio": 0.6,
+    }
+    for key, value in result.items():
+        print(f"  {key:<24} {value}")
+    return result
+
+
+def bench(scale: float = 1.0) -> dict[str, Any]:
+    return run(int(1_000_000 * scale))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    run(parser.parse_args().events)
