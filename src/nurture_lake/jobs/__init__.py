@@ -7,7 +7,8 @@
 JOBS: dict[str, str] = {
     "simulate": "nurture_lake.jobs.simulate",
     "ingest": "nurture_lake.jobs.ingest",
-    "consent": "nurture_lake.jobs.consent",
+    "identity": "nurture_lake.jobs.identity",
+    "features": "nurture_lake.jobs.features",
     "check-guardrails": "nurture_lake.jobs.check_guardrails",
     "demo": "nurture_lake.jobs.demo",
 }
