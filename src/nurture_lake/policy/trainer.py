@@ -1,0 +1,201 @@
+"""Train → evaluate → register: the library side of ``nurture-lake train`` and ``promote``.
+
+``train_policy`` takes a training-set frame (see :mod:`~nurture_lake.policy.training_set`), splits
+it by time, optionally tunes hyper-parameters with hyperopt, fits the bandit on the earlier part
+(warming it with the pooled engagement prior when data is thin), estimates it off-policy on the
+later part and logs/registers it in MLflow as ``challenger``. The final model is fitted on the
+earlier part only, so the later part stays an honest hold-out for the promotion gate.
+
+``promote_challenger`` evaluates the registered challenger against the champion (or the logging
+policy) on the later decisions, writes the gate decision and moves ``champion`` when it passes.
+
+Example::
+
+    result = train_policy(spark, cfg, training, phase="all", input_versions=versions)
+    gate = promote_challenger(spark, cfg, training, input_versions=versions)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from pyspark.sql import DataFrame, SparkSession
+
+from nurture_lake.actions import ActionSpace
+from nurture_lake.config import NurtureConfig
+from nurture_lake.policy.bandit import LinearBandit, sufficient_statistics
+from nurture_lake.policy.cold_start import fit_engagement_prior
+from nurture_lake.policy.gate import GateDecision, evaluate_gate, write_gate_decision
+from nurture_lake.policy.ope import Estimate, harm_estimate, policy_estimates, with_harm_value, with_target
+from nurture_lake.policy.registry import RegisteredPolicy, load_policy_version, log_policy, set_alias
+from nurture_lake.policy.settings import LearningSettings
+from nurture_lake.policy.training_set import split_by_time, time_cutoff
+from nurture_lake.policy.tuning import TuningResult, fit_with_params, tune_policy
+from nurture_lake.tables import Lake
+
+PHASES: tuple[str, ...] = ("fit", "tune", "all")
+
+
+class NotEnoughData(RuntimeError):
+    """Too few closed-window decisions to train or evaluate."""
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    phase: str
+    n_train: int
+    n_validation: int
+    cutoff: datetime | None
+    params: dict[str, Any]
+    estimates: dict[str, Estimate] = field(default_factory=dict)
+    tuning: TuningResult | None = None
+    policy: LinearBandit | None = None
+    registered: RegisteredPolicy | None = None
+    cold_start: bool = False
+
+
+def _configured_params(settings: LearningSettings) -> dict[str, Any]:
+    return {
+        "strategy": settings.strategy, "ridge_lambda": settings.ridge_lambda,
+        "exploration_floor": settings.exploration_floor, "exploration_scale": settings.exploration_scale,
+        "temperature": settings.temperature,
+    }
+
+
+def split_training_set(training: DataFrame, settings: LearningSettings) -> tuple[DataFrame, DataFrame, datetime | None]:
+    """(train, validation, cutoff) by ``decided_at``: the latest ``validation_fraction`` validates."""
+    cutoff = time_cutoff(training, validation_fraction=settings.validation_fraction)
+    if cutoff is None:
+        return training, training.limit(0), None
+    train, valid = split_by_time(training, cutoff=cutoff)
+    return train, valid, cutoff
+
+
+def train_policy(
+    spark: SparkSession,
+    cfg: NurtureConfig,
+    training: DataFrame,
+    *,
+    phase: str = "all",
+    input_versions: dict[str, int] | None = None,
+    settings: LearningSettings | None = None,
+    register: bool = True,
+) -> TrainResult:
+    """Run the ``fit``, ``tune`` or ``all`` phase on a training-set frame (see module docstring)."""
+    if phase not in PHASES:
+        raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+    s = settings or LearningSettings.from_config(cfg)
+    space = ActionSpace.from_config(cfg)
+    training = training.cache()
+    train, valid, cutoff = split_training_set(training, s)
+    train, valid = train.cache(), valid.cache()
+    n_train, n_valid = train.count(), valid.count()
+    if n_train < s.min_training_examples:
+        raise NotEnoughData(f"{n_train} training decisions before {cutoff}; need {s.min_training_examples}")
+
+    stats = sufficient_statistics(
+        train, action_ids=space.action_ids, context_col=s.context_col,
+        importance_weighting=s.importance_weighting, max_importance_weight=s.max_importance_weight,
+    )
+    prior_mean: np.ndarray | None = None
+    prior_rmse = float("nan")
+    if int(stats.counts.min()) < s.cold_start_min_examples:
+        prior = fit_engagement_prior(train, action_ids=space.action_ids, context_col=s.context_col)
+        prior_mean, prior_rmse = prior.prior_mean, prior.training_rmse
+
+    params = _configured_params(s)
+    tuning: TuningResult | None = None
+    if phase in ("tune", "all"):
+        if n_valid == 0:
+            raise NotEnoughData("no validation decisions for tuning")
+        tuning = tune_policy(stats, valid, settings=s, prior_mean=prior_mean)
+        params.update(tuning.best_params)
+    result = TrainResult(phase, n_train, n_valid, cutoff, params, tuning=tuning, cold_start=prior_mean is not None)
+    if phase == "tune":
+        if register:
+            result.registered = log_policy(
+                cfg, fit_with_params(stats, params, settings=s, prior_mean=prior_mean), seed=s.seed,
+                context_col=s.context_col, params={f"best.{k}": v for k, v in params.items()},
+                metrics={"tuning_best_objective": tuning.best_objective if tuning else float("nan")},
+                diagnostics={"trials": tuning.trials if tuning else []}, input_versions=input_versions,
+                register=False, alias=None, run_name="tune_policy",
+            )
+        return result
+
+    policy = fit_with_params(stats, params, settings=s, prior_mean=prior_mean)
+    result.policy = policy
+    estimates: dict[str, dict[str, Estimate]] = {}
+    metrics: dict[str, float] = {"n_train": n_train, "n_validation": n_valid}
+    if n_valid > 0:
+        harmed = with_harm_value(valid)
+        scored = with_target(harmed, policy, seed=s.seed, context_col=s.context_col, keep=("harm_value",)).cache()
+        result.estimates = policy_estimates(
+            scored, estimators=("ips", "snips", "dm", "dr"), n_bootstrap=s.ope_bootstrap, alpha=s.ope_alpha, seed=s.seed,
+        )
+        estimates["challenger"] = result.estimates
+        metrics["harm_rate_estimate"] = harm_estimate(
+            scored, n_bootstrap=s.ope_bootstrap, alpha=s.ope_alpha, seed=s.seed,
+        ).estimate
+        scored.unpersist()
+        logged = harmed.agg({"reward": "avg", "harm_value": "avg"}).first()
+        if logged is not None:
+            metrics["logged_mean_reward"] = float(logged["avg(reward)"])
+            metrics["logged_harm_rate"] = float(logged["avg(harm_value)"])
+    if tuning is not None:
+        metrics["tuning_best_objective"] = tuning.best_objective
+    diagnostics = {
+        "counts_per_action": dict(zip(policy.action_ids, policy.counts.tolist(), strict=True)),
+        "noise_sd": policy.noise_sd,
+        "weight_norms": dict(zip(policy.action_ids, np.linalg.norm(policy.theta, axis=1).tolist(), strict=True)),
+        "cold_start_prior": prior_mean is not None,
+        "cold_start_prior_rmse": prior_rmse,
+        "cutoff": cutoff.isoformat() if cutoff else None,
+        "tuning_trials": tuning.trials if tuning else [],
+    }
+    if register:
+        result.registered = log_policy(
+            cfg, policy, seed=s.seed, context_col=s.context_col,
+            params={**params, "phase": phase, "cutoff": cutoff, "cold_start": prior_mean is not None,
+                    "importance_weighting": s.importance_weighting, "max_exploration": s.max_exploration},
+            metrics=metrics, estimates=estimates, diagnostics=diagnostics, input_versions=input_versions,
+            alias="challenger",
+        )
+    for frame in (train, valid, training):
+        frame.unpersist()
+    return result
+
+
+def promote_challenger(
+    spark: SparkSession,
+    cfg: NurtureConfig,
+    training: DataFrame,
+    *,
+    input_versions: dict[str, int] | None = None,
+    settings: LearningSettings | None = None,
+    job_run_id: str | None = None,
+) -> GateDecision | None:
+    """Gate the ``challenger`` against ``champion`` on the later decisions; record and apply the verdict.
+
+    Returns ``None`` when there is no challenger, or when the challenger already is the champion.
+    """
+    s = settings or LearningSettings.from_config(cfg)
+    challenger = load_policy_version(cfg, "challenger")
+    if challenger is None:
+        return None
+    champion = load_policy_version(cfg, "champion")
+    if champion is not None and champion.version == challenger.version:
+        return None
+    _, valid, _ = split_training_set(training, s)
+    decision = evaluate_gate(
+        valid, challenger=challenger, champion=champion, settings=s, model_name=cfg.mlflow.model_name,
+        input_versions=input_versions, job_run_id=job_run_id,
+    )
+    write_gate_decision(spark, Lake(cfg), decision)
+    if decision.promoted:
+        set_alias(cfg, "champion", challenger.version)
+    return decision

@@ -1,0 +1,172 @@
+"""The training set: closed-window decisions, their outcomes, and the context as of ``decided_at``.
+
+``decisions ⋈ outcomes`` gives each closed decision its action, exact propensity and reward; the
+context comes from a caller-supplied function (the feature module's ``compute_features`` followed
+by ``context_vector``), evaluated point-in-time for every decision's ``decided_at`` so training
+sees only what the scorer knew.
+
+Example::
+
+    def contexts(events, requests):
+        return context_vector(compute_features(events, requests))
+
+    train = build_training_set(decisions, outcomes, lead_events=events, context_fn=contexts)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from nurture_lake.config import NurtureConfig
+from nurture_lake.tables import Lake
+
+ContextFn = Callable[[DataFrame, DataFrame], DataFrame]
+"""``(lead_events, requests) → DataFrame`` with the context column and ``decision_id``
+(or ``lead_id`` + ``as_of``) to join back. ``requests`` has ``decision_id, lead_id, region, as_of``."""
+
+TRAINING_COLUMNS: tuple[str, ...] = (
+    "decision_id", "lead_id", "region", "decided_at", "context", "action", "propensity", "reward",
+    "harm", "allowed_actions", "logged_probs", "holdout", "logged_model_version",
+)
+"""Columns of the training set (``context`` is renamed to the configured context column)."""
+
+
+def decision_requests(decisions: DataFrame) -> DataFrame:
+    """The point-in-time feature requests of decisions: ``decision_id, lead_id, region, as_of, known_at``.
+
+    ``as_of`` is the decision time (event time); ``known_at`` is the ingestion horizon the scorer
+    used (``feature_as_of``), so training sees exactly the events the decision could have seen.
+    """
+    known = F.col("feature_as_of") if "feature_as_of" in decisions.columns else F.col("decided_at")
+    return decisions.select("decision_id", "lead_id", "region", F.col("decided_at").alias("as_of"), known.alias("known_at"))
+
+
+def build_training_set(
+    decisions: DataFrame,
+    outcomes: DataFrame,
+    *,
+    lead_events: DataFrame,
+    context_fn: ContextFn,
+    context_col: str = "context",
+    as_of: datetime | None = None,
+) -> DataFrame:
+    """Closed-window decisions with reward, exact propensity, allowed actions and point-in-time context.
+
+    Only decisions with an outcome row (its reward window closed) are used; with ``as_of`` also only
+    windows that ended by then. ``allowed_actions`` are the keys of the logged ``action_probs`` (the
+    actions the guardrails left), sorted.
+    """
+    closed = outcomes.select("decision_id", "reward", "harm", "window_end")
+    if as_of is not None:
+        closed = closed.where(F.col("window_end") <= F.lit(as_of))
+    logged = (
+        decisions.select(
+            "decision_id", "lead_id", "region", "decided_at",
+            F.col("action_id").alias("action"), "propensity",
+            F.col("action_probs").alias("logged_probs"),
+            F.array_sort(F.map_keys("action_probs")).alias("allowed_actions"),
+            "holdout", F.col("model_version").alias("logged_model_version"),
+        )
+        .dropDuplicates(["decision_id"])
+        .join(closed.dropDuplicates(["decision_id"]), "decision_id", "inner")
+    )
+    contexts = context_fn(lead_events, decision_requests(logged))
+    if "decision_id" in contexts.columns:
+        keyed = contexts.select("decision_id", F.col(context_col).alias("__ctx"))
+        joined = logged.join(keyed, "decision_id", "inner")
+    else:
+        keyed = contexts.select("lead_id", "as_of", F.col(context_col).alias("__ctx")).dropDuplicates(["lead_id", "as_of"])
+        joined = logged.join(keyed, (logged.lead_id == keyed.lead_id) & (logged.decided_at == keyed.as_of), "inner").drop(
+            keyed.lead_id, keyed.as_of,
+        )
+    return joined.select(
+        "decision_id", "lead_id", "region", "decided_at",
+        F.col("__ctx").cast("array<double>").alias(context_col),
+        "action", F.col("propensity").cast("double").alias("propensity"),
+        F.col("reward").cast("double").alias("reward"), F.col("harm").cast("boolean").alias("harm"),
+        "allowed_actions", "logged_probs", "holdout", "logged_model_version",
+    )
+
+
+def split_by_time(df: DataFrame, *, cutoff: datetime, time_col: str = "decided_at") -> tuple[DataFrame, DataFrame]:
+    """(earlier, later): rows before ``cutoff`` train, rows at or after it validate."""
+    return df.where(F.col(time_col) < F.lit(cutoff)), df.where(F.col(time_col) >= F.lit(cutoff))
+
+
+def time_cutoff(df: DataFrame, *, validation_fraction: float, time_col: str = "decided_at") -> datetime | None:
+    """The time before which ``1 - validation_fraction`` of the rows fall (exact percentile; a Spark job)."""
+    row = df.select(
+        F.percentile(F.unix_micros(F.col(time_col)).cast("double"), F.lit(1.0 - validation_fraction)).alias("q"),
+    ).first()
+    if row is None or row["q"] is None:
+        return None
+    # A naive UTC datetime: the session time zone is UTC, so Spark reads it back unchanged.
+    return datetime(1970, 1, 1) + timedelta(microseconds=int(row["q"]))
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    """The tables a training run reads, union over regions, with the Delta version of each."""
+
+    decisions: DataFrame
+    outcomes: DataFrame
+    versions: dict[str, int]
+
+
+def read_training_inputs(spark: SparkSession, lake: Lake, *, regions: list[str] | None = None) -> TrainingInputs | None:
+    """``gold.cadence_decisions`` and ``gold.decision_outcomes`` of every region that has both.
+
+    Returns ``None`` when no region has any. Versions are keyed by ``region.layer.name``.
+    """
+    decisions: DataFrame | None = None
+    outcomes: DataFrame | None = None
+    versions: dict[str, int] = {}
+    for region in regions or lake.regions:
+        dec_ref = lake.table(region, "gold", "cadence_decisions")
+        out_ref = lake.table(region, "gold", "decision_outcomes")
+        dec_v, out_v = dec_ref.version(spark), out_ref.version(spark)
+        if dec_v is None or out_v is None:
+            continue
+        versions[dec_ref.label], versions[out_ref.label] = dec_v, out_v
+        d, o = dec_ref.read(spark, version=dec_v), out_ref.read(spark, version=out_v)
+        decisions = d if decisions is None else decisions.unionByName(d)
+        outcomes = o if outcomes is None else outcomes.unionByName(o)
+    if decisions is None or outcomes is None:
+        return None
+    return TrainingInputs(decisions, outcomes, versions)
+
+
+def feature_context_fn(cfg: NurtureConfig, *, context_col: str = "context") -> ContextFn:
+    """The production context function: ``compute_features`` then ``context_vector`` (feature module)."""
+    from nurture_lake.features import FeatureSettings, compute_features, context_vector
+
+    settings = FeatureSettings.from_config(cfg)
+
+    def _contexts(lead_events: DataFrame, requests: DataFrame) -> DataFrame:
+        feats = compute_features(lead_events, requests, regions=cfg.regions, settings=settings)
+        return context_vector(feats, settings=settings, regions=list(cfg.regions), output_col=context_col)
+
+    return _contexts
+
+
+def read_lead_events(spark: SparkSession, lake: Lake, *, regions: list[str] | None = None) -> tuple[DataFrame | None, dict[str, int]]:
+    """``silver.events`` with ``lead_id`` (identity graph) for every region that has both, and their versions."""
+    from nurture_lake.identity import attach_lead_id
+
+    out: DataFrame | None = None
+    versions: dict[str, int] = {}
+    for region in regions or lake.regions:
+        events_ref = lake.table(region, "silver", "events")
+        graph_ref = lake.table(region, "silver", "identity_graph")
+        ev_v, gr_v = events_ref.version(spark), graph_ref.version(spark)
+        if ev_v is None or gr_v is None:
+            continue
+        versions[events_ref.label], versions[graph_ref.label] = ev_v, gr_v
+        part = attach_lead_id(events_ref.read(spark, version=ev_v), graph_ref.read(spark, version=gr_v))
+        out = part if out is None else out.unionByName(part, allowMissingColumns=True)
+    return out, versions
