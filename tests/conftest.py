@@ -44,8 +44,10 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
         # Loopback only.
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
-        # Serial GC and C1-only JIT start the JVM faster for short test jobs (~20 %).
-        .config("spark.driver.extraJavaOptions", "-XX:+UseSerialGC -XX:TieredStopAtLevel=1")
+        # Serial GC and C1-only JIT start the JVM faster for short test jobs (~20 %); a larger code
+        # cache keeps C1 from filling it and switching the compiler off in long sessions.
+        .config("spark.driver.extraJavaOptions",
+                "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m")
         # VACUUM with zero retention in erasure tests.
         .config("spark.databricks.delta.retentionDurationCheck.enabled", "false")
         # Delta tables in tests are tiny; skip the per-commit checksum/stats work where possible.

@@ -142,10 +142,10 @@ SILVER_CONSENT_CURRENT = StructType([
 ])
 
 
-GUARDRAIL_RESULT = StructType([
-    StructField("rule", StringType(), False),             # e.g. "consent", "quiet_hours", "max_touches_7d"
-    StructField("passed", BooleanType(), False),          # False when the rule removed at least one action
-    StructField("blocked_actions", ArrayType(StringType()), False),
+GUARDRAIL_RESULT = StructType([  # nested in an array: Delta allows no NOT NULL there
+    StructField("rule", StringType(), True),              # e.g. "consent", "quiet_hours", "max_touches_7d"
+    StructField("passed", BooleanType(), True),           # False when the rule removed at least one action
+    StructField("blocked_actions", ArrayType(StringType()), True),
     StructField("reason", StringType(), True),            # human-readable why (counts, limits, local time)
 ])
 

@@ -87,6 +87,11 @@ def get_spark(
             # No web UI or console progress bars in jobs and tests.
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
+            # Serial GC suits a 2-core driver; a large code cache keeps the JIT on for the big generated
+            # plans (guardrails) — with the default cache the JVM disables its compiler mid-run.
+            .config("spark.driver.extraJavaOptions", "-XX:+UseSerialGC -XX:ReservedCodeCacheSize=512m")
+            # Small local tables: read Delta snapshots with few partitions.
+            .config("spark.databricks.delta.snapshotPartitions", "2")
             # Local Delta tables need no retention-period guard for VACUUM in tests and erasure.
             .config("spark.databricks.delta.retentionDurationCheck.enabled", "false")
             .config("spark.sql.warehouse.dir", str(PROJECT_ROOT / ".lake" / "warehouse"))

@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from nurture_lake.ingest.sinks import IngestCounts, IngestTables, process_batch
+from nurture_lake.streaming import await_query, with_trigger
 from nurture_lake.tables import Lake
 
 
@@ -66,16 +67,6 @@ def run_ingest(
         .option("checkpointLocation", lake.checkpoint(region, f"ingest_{source_name}"))
         .foreachBatch(upsert_events)
     )
-    writer = writer.trigger(availableNow=True) if once else writer.trigger(
-        processingTime=lake.cfg.ingest.processing_time
-    )
-    query = writer.start()
-    if once:
-        query.awaitTermination()
-    else:
-        finished = query.awaitTermination(timeout_s) if timeout_s is not None else query.awaitTermination()
-        if not finished:
-            query.stop()
-    if query.exception() is not None:
-        raise RuntimeError(f"ingest {region} failed: {query.exception()}")
+    query = with_trigger(writer, lake.cfg, once=once).start()
+    await_query(query, once=once, timeout_s=timeout_s, name=f"ingest {region}")
     return counts

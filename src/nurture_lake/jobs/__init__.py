@@ -9,6 +9,8 @@ JOBS: dict[str, str] = {
     "ingest": "nurture_lake.jobs.ingest",
     "identity": "nurture_lake.jobs.identity",
     "features": "nurture_lake.jobs.features",
+    "score": "nurture_lake.jobs.score",
+    "attribute": "nurture_lake.jobs.attribute",
     "train": "nurture_lake.jobs.train",
     "promote": "nurture_lake.jobs.promote",
     "check-guardrails": "nurture_lake.jobs.check_guardrails",
