@@ -23,7 +23,7 @@ setup: $(STAMP) $(JARS)
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[local,dev]"
 	touch $(STAMP)
 
 # JVM jars via Maven (never committed): Delta, Spark's Kafka connector, a Kafka broker for tests.
@@ -49,7 +49,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
 bench: setup
-	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python -m pip install -q -e ".[local,bench]"
 	$(BIN)/python -m bench
 
 lint: setup

@@ -4,9 +4,13 @@ from setuptools import find_packages, setup
 
 # Pins that are known to work together (see README "Versions"). Delta's JVM artifact
 # io.delta:delta-spark_4.0_2.13:4.4.0 is built for Spark 4.0.x, hence pyspark 4.0.x.
-INSTALL_REQUIRES = [
+# Spark itself is an extra: on Databricks (or any cluster with its own Spark) the runtime provides it,
+# and installing the wheel must not replace it. `make setup` installs `.[local,dev]`.
+LOCAL_SPARK = [
     "pyspark==4.0.5",
     "delta-spark==4.4.0",
+]
+INSTALL_REQUIRES = [
     "pandas>=2.2,<3",          # pandas 3 breaks pyspark.testing on every Spark 4.x line
     "numpy>=1.26,<3",
     "pyarrow>=15",
@@ -23,6 +27,7 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS = {
+    "local": LOCAL_SPARK,
     "dev": ["pytest>=8", "hypothesis>=6.100", "pytest-timeout>=2.3"],
     "bench": ["vowpalwabbit>=9"],
 }
@@ -34,6 +39,8 @@ setup(
     package_dir={"": "src"},
     packages=find_packages("src"),
     package_data={"nurture_lake": ["py.typed"]},
+    # The environment configs travel with the wheel: <prefix>/share/nurture_lake/conf/<env>.yaml.
+    data_files=[("share/nurture_lake/conf", ["conf/local.yaml", "conf/databricks.yaml"])],
     python_requires=">=3.11,<3.12",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,

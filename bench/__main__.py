@@ -20,6 +20,7 @@ BENCHES: dict[str, str] = {
     "features": "bench.bench_features",
     "train": "bench.bench_train",
     "ope": "bench.bench_ope",
+    "kafka": "bench.bench_kafka",
 }
 
 

@@ -133,3 +133,8 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def bench(scale: float = 1.0) -> dict[str, object]:
+    """``make bench`` entry: 10M rows × 1000 resamples at scale 1."""
+    return run(int(10_000_000 * scale), n_bootstrap=1000)

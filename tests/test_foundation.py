@@ -80,7 +80,7 @@ def test_action_space_and_reward_spec(cfg: NurtureConfig) -> None:
     assert space.parse("chat@7d").wait == parse_duration("7d")
     with pytest.raises(ValueError, match="unknown action"):
         space.parse("fax@1d")
-    assert RewardSpec.from_config(cfg).window_delta.days == 7
+    assert RewardSpec.from_config(cfg).window_delta.days == 3  # conf/local.yaml: policy.reward.window
     with pytest.raises(ValueError, match="duration"):
         parse_duration("soon")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,6 +27,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The checkout root (``src/nurture_lake/config.py`` → two levels up)."""
 
 CONF_DIR = PROJECT_ROOT / "conf"
+INSTALLED_CONF_DIR = Path(sys.prefix) / "share" / "nurture_lake" / "conf"
+"""Where the wheel installs the configs (used on clusters, where there is no checkout)."""
 
 
 class ConfigError(ValueError):
@@ -205,7 +208,9 @@ def _config_path(env_or_path: str | os.PathLike[str]) -> Path:
     path = Path(text)
     if path.suffix in {".yaml", ".yml"} or path.exists():
         return path
-    return CONF_DIR / f"{text}.yaml"
+    checkout = CONF_DIR / f"{text}.yaml"
+    installed = INSTALLED_CONF_DIR / f"{text}.yaml"
+    return checkout if checkout.exists() or not installed.exists() else installed
 
 
 def parse_config(raw: dict[str, Any], *, source: str = "<dict>") -> NurtureConfig:

@@ -14,6 +14,9 @@ JOBS: dict[str, str] = {
     "train": "nurture_lake.jobs.train",
     "promote": "nurture_lake.jobs.promote",
     "check-guardrails": "nurture_lake.jobs.check_guardrails",
+    "monitor": "nurture_lake.jobs.monitor",
+    "retain": "nurture_lake.jobs.retain",
+    "deploy": "nurture_lake.jobs.deploy",
     "demo": "nurture_lake.jobs.demo",
 }
 """Sub-command name → module holding its ``main``. Later jobs register here."""

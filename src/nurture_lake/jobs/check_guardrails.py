@@ -12,20 +12,10 @@ from nurture_lake.actions import ActionSpace
 from nurture_lake.audit import audited_run
 from nurture_lake.config import NurtureConfig
 from nurture_lake.guardrails import GuardrailConfig, check_decisions
+from nurture_lake.identity import attach_lead_id
 from nurture_lake.jobs.common import job_parser, load_job_config, log, parse
 from nurture_lake.spark import get_spark
 from nurture_lake.tables import Lake
-
-
-def _events_with_lead_ids(events: DataFrame, graph: DataFrame) -> DataFrame:
-    """``silver.events`` with ``lead_id``: the identity helper when present, else a join on the pseudonyms."""
-    try:
-        from nurture_lake.identity import attach_lead_id  # noqa: PLC0415 - lands with the identity module
-    except ImportError:
-        keyed = events.select("*", F.explode(F.map_values("identifiers")).alias("_id_key"))
-        joined = keyed.join(graph.select(F.col("id_key").alias("_id_key"), "lead_id"), "_id_key")
-        return joined.drop("_id_key").dropDuplicates(["event_id"])
-    return attach_lead_id(events, graph)
 
 
 def check_region(spark: SparkSession, cfg: NurtureConfig, region: str) -> DataFrame | None:
@@ -35,7 +25,7 @@ def check_region(spark: SparkSession, cfg: NurtureConfig, region: str) -> DataFr
     if not decisions_ref.exists(spark):
         return None
     graph = lake.table(region, "silver", "identity_graph").read(spark)
-    events = _events_with_lead_ids(lake.table(region, "silver", "events").read(spark), graph)
+    events = attach_lead_id(lake.table(region, "silver", "events").read(spark), graph)
     ledger = lake.table(region, "silver", "consent_ledger")
     if ledger.exists(spark):
         consent = ledger.read(spark).join(graph.select("id_key", "lead_id"), "id_key")
@@ -45,7 +35,14 @@ def check_region(spark: SparkSession, cfg: NurtureConfig, region: str) -> DataFr
         spark, decisions_ref.read(spark), events, consent,
         config=GuardrailConfig.from_config(cfg), action_space=ActionSpace.from_config(cfg),
         region_timezones={code: r.timezone for code, r in cfg.regions.items()},
+        lead_timezones=_lead_timezones(spark, lake, region),
     )
+
+
+def _lead_timezones(spark: SparkSession, lake: Lake, region: str) -> DataFrame | None:
+    """Each lead's time zone as the feature layer resolved it (what scoring used for quiet hours)."""
+    features = lake.table(region, "gold", "lead_features")
+    return features.read(spark).select("lead_id", "timezone") if features.exists(spark) else None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
