@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from nurture_lake.ingest.sinks import IngestCounts, IngestTables, process_batch
+from nurture_lake.monitor import metrics_listener
 from nurture_lake.streaming import await_query, with_trigger
 from nurture_lake.tables import Lake
 
@@ -67,6 +68,7 @@ def run_ingest(
         .option("checkpointLocation", lake.checkpoint(region, f"ingest_{source_name}"))
         .foreachBatch(upsert_events)
     )
-    query = with_trigger(writer, lake.cfg, once=once).start()
-    await_query(query, once=once, timeout_s=timeout_s, name=f"ingest {region}")
+    with metrics_listener(spark, lake):  # progress of every micro-batch → global.ops.stream_metrics
+        query = with_trigger(writer, lake.cfg, once=once).start()
+        await_query(query, once=once, timeout_s=timeout_s, name=f"ingest {region}")
     return counts

@@ -19,7 +19,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--days", type=int, default=None, help="simulated days (default: simulator.days)")
     parser.add_argument("--leads", type=int, default=None, help="simulated leads (default: simulator.leads)")
     parser.add_argument("--seed", type=int, default=None, help="simulator seed (default: simulator.seed)")
-    parser.add_argument("--train-every", type=int, default=7, help="train/evaluate/promote every N days (default 7)")
+    parser.add_argument("--train-every", type=int, default=4, help="train/evaluate/promote every N days (default 4)")
+    parser.add_argument("--tick-days", type=int, default=2,
+                        help="simulated days per loop step: land, ingest, ..., score (default 2)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the existing demo lake (default: start from an empty one)")
     args = parse(parser, argv)
@@ -40,14 +42,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = time.perf_counter()
     spark = get_spark(cfg, app_name="nurture_lake.demo", master=args.master)
     with audited_run(spark, lake, job="demo", args=vars(args)):
-        loop = ClosedLoop(spark, cfg, train_every_days=args.train_every, log=log)
+        loop = ClosedLoop(spark, cfg, train_every_days=args.train_every, tick_days=args.tick_days, log=log)
         result = loop.run()
-        report = build_report(spark, lake, notes=loop.notes())
+        report = build_report(spark, lake, notes=loop.notes(), oracle=loop.oracle_frame())
     log(f"demo finished in {time.perf_counter() - started:.0f} s")
     print()
     print("Reward per decision (closed windows):")
+    regret = report.headline.pop("oracle_regret", {})
     for group, value in sorted(report.headline.items()):
         print(f"  {group:<16} {value:+.4f}")
+    if regret:
+        print("Regret per decision vs the oracle (expected reward from the simulator's hidden truths):")
+        for group, value in sorted(regret.items()):
+            print(f"  {group:<16} {value:+.4f}")
     for gate in result.gate_decisions:
         print(f"  gate {gate.get('as_of')}: {'promoted' if gate.get('promoted') else 'refused'} — {gate.get('reason')}")
     print(f"\nReport:  {report.html_path}")

@@ -1,6 +1,6 @@
 """The closed nurture loop on a simulated clock: perception → deliberation → action → learning.
 
-Each tick (a simulated day by default) runs, for every region:
+Each tick (``tick_days`` simulated days) runs, for every region:
 
 1. the simulator's organic files for the tick, and the responses that have happened by now, land;
 2. ``ingest`` → ``identity`` → ``features``;
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -122,6 +123,7 @@ class ClosedLoop:
         cfg: NurtureConfig,
         *,
         train_every_days: int = 7,
+        tick_days: int = 1,
         log: Log = print,
     ) -> None:
         self.spark = spark
@@ -129,6 +131,7 @@ class ClosedLoop:
         self.lake = Lake(cfg)
         self.sim = SimulatorConfig.from_config(cfg)
         self.train_every_days = train_every_days
+        self.tick = timedelta(days=tick_days)
         self.log = log
         self.staging = cfg.resolve(cfg.storage.landing_root).parent / "staging"
         self.pending: dict[str, list[dict[str, Any]]] = {r: [] for r in self.lake.regions}
@@ -205,7 +208,7 @@ class ClosedLoop:
         table = decisions_table(self.lake, region)
         existing = table.read(self.spark) if table.exists(self.spark) else None
         due = due_leads(
-            events, existing, since=now - timedelta(days=1), now=now,
+            events, existing, since=now - self.tick, now=now,
             trigger_event_types=settings.trigger_event_types, review_after=settings.review_after,
         ).where(F.col("region") == region).localCheckpoint()
         if due.isEmpty():
@@ -230,7 +233,7 @@ class ClosedLoop:
             for r in keyed.collect()
         ]
 
-    def tick(self, world: World, day: int, now: datetime) -> TickStats:
+    def step(self, world: World, day: int, now: datetime) -> TickStats:
         stats = TickStats(day=day, now=now)
         clock = _StepClock()
         for region in self.lake.regions:
@@ -248,7 +251,7 @@ class ClosedLoop:
                                      settings=FeatureSettings.from_config(self.cfg), as_of=now)
             with clock("attribute"):
                 stats.outcomes += attribute_region(self.spark, self.lake, region, events=events, now=now)
-        if day > 0 and day % self.train_every_days == 0:
+        if day > 0 and day % self.train_every_days < self.tick.days:
             with clock("learn"):
                 self._learn(now, stats)
         stats.champion = str(serving_policy(self.cfg).model_version)
@@ -271,6 +274,36 @@ class ClosedLoop:
             out.append(f"Gate at {gate.get('as_of')}: {'promoted' if gate.get('promoted') else 'refused'} — {gate.get('reason')}")
         return out
 
+    def oracle_frame(self, *, sample: int = 4000) -> pd.DataFrame:
+        """Per decision day: expected reward (from the hidden truths) of what each group chose vs the oracle.
+
+        The simulator knows every lead's truth, so for a sample of decisions it computes the exact
+        expected reward of the chosen action and of the best action the guardrails allowed.
+        """
+        if self.world is None:
+            return pd.DataFrame()
+        rows: list[dict[str, Any]] = []
+        spec = RewardSpec.from_config(self.cfg)
+        for region in self.lake.regions:
+            table = decisions_table(self.lake, region)
+            if not table.exists(self.spark):
+                continue
+            graph = identity_tables(self.lake, region).graph.read(self.spark)
+            picked = table.read(self.spark).select(
+                "lead_id", "decided_at", "action_id", F.map_keys("action_probs").alias("allowed"), "holdout",
+                "model_version",
+            ).orderBy(F.xxhash64("lead_id", "decided_at")).limit(sample // len(self.lake.regions))
+            keyed = picked.join(graph.groupBy("lead_id").agg(F.collect_list("id_key").alias("id_keys")), "lead_id")
+            for r in keyed.collect():
+                decided = r["decided_at"].replace(tzinfo=UTC)
+                values = self.world.expected_rewards(list(r["id_keys"]), decided, spec, allowed=list(r["allowed"]))
+                if not values:
+                    continue
+                group = "holdout" if r["holdout"] else f"policy v{r['model_version']}"
+                rows.append({"day": decided.date(), "group": group, "chosen": values.get(r["action_id"], 0.0),
+                             "oracle": max(values.values())})
+        return pd.DataFrame(rows)
+
     # ------------------------------------------------------------------ the run
     def run(self, *, days: int | None = None) -> LoopResult:
         """Run ``days`` ticks (default: the simulator's days) and return what happened."""
@@ -278,9 +311,9 @@ class ClosedLoop:
         self.world = world
         start = datetime.combine(self.sim.start, datetime.min.time(), tzinfo=UTC)
         total = days or self.sim.days
-        for day in range(1, total + 1):
+        for day in range(self.tick.days, total + 1, self.tick.days):
             now = start + timedelta(days=day)
-            stats = self.tick(world, day, now)
+            stats = self.step(world, day, now)
             self.result.ticks.append(stats)
             self.log(f"day {day:>2}/{total} ({now:%Y-%m-%d}): landed {stats.landed:,} events, "
                      f"{stats.decisions:,} decisions ({stats.touches:,} touches), {stats.outcomes:,} outcomes, "

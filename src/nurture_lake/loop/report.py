@@ -120,9 +120,7 @@ def build_report(
         daily = outcomes.groupby(["day", "group"])["reward"].mean().unstack("group").sort_index()
         fig, ax = plt.subplots(figsize=(8, 4))
         daily.plot(ax=ax, marker="o")
-        if oracle is not None and not oracle.empty:
-            oracle.set_index("day")[["oracle"]].plot(ax=ax, linestyle="--", color="black")
-        ax.set_title("Reward per decision by decision day")
+        ax.set_title("Realised reward per decision by decision day")
         ax.set_xlabel("decision day")
         ax.set_ylabel("mean reward")
         _save(fig, folder, "reward_per_decision.png", pngs)
@@ -134,6 +132,21 @@ def build_report(
             ax.set_title(label)
             ax.set_xlabel("")
         _save(fig, folder, "kpis_by_policy.png", pngs)
+
+    yardstick = pd.DataFrame()
+    if oracle is not None and not oracle.empty:
+        yardstick = oracle.groupby("group").agg(decisions=("chosen", "size"), expected_reward=("chosen", "mean"),
+                                                oracle_reward=("oracle", "mean")).reset_index()
+        yardstick["regret_per_decision"] = yardstick["oracle_reward"] - yardstick["expected_reward"]
+        by_day = oracle.groupby(["day", "group"])["chosen"].mean().unstack("group").sort_index()
+        by_day["oracle"] = oracle.groupby("day")["oracle"].mean()
+        fig, ax = plt.subplots(figsize=(8, 4))
+        by_day.drop(columns="oracle").plot(ax=ax, marker="o")
+        by_day["oracle"].plot(ax=ax, linestyle="--", color="black", label="oracle")
+        ax.legend()
+        ax.set_title("Expected reward per decision (simulator truth) vs the oracle")
+        ax.set_ylabel("expected reward")
+        _save(fig, folder, "oracle_yardstick.png", pngs)
 
     mix = action_mix_frame(spark, lake)
     if not mix.empty:
@@ -155,8 +168,11 @@ def build_report(
         _save(fig, folder, "guardrails.png", pngs)
 
     headline = _headline(kpis)
+    if not yardstick.empty:
+        headline["oracle_regret"] = {r["group"]: round(float(r["regret_per_decision"]), 4)
+                                     for r in yardstick.to_dict("records")}
     html_path = folder / "report.html"
-    html_path.write_text(_html(title, kpis, guards, pngs, headline, notes or [], lake))
+    html_path.write_text(_html(title, kpis, guards, yardstick, pngs, notes or [], lake))
     return Report(html_path=html_path, pngs=pngs, headline=headline)
 
 
@@ -168,11 +184,12 @@ def _headline(kpis: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def _html(title: str, kpis: pd.DataFrame, guards: pd.DataFrame, pngs: list[Path], headline: dict[str, Any],
+def _html(title: str, kpis: pd.DataFrame, guards: pd.DataFrame, yardstick: pd.DataFrame, pngs: list[Path],
           notes: list[str], lake: Lake) -> str:
     tables = "".join(
         f"<h2>{html.escape(name)}</h2>{frame.to_html(index=False, float_format=lambda v: f'{v:.4f}')}"
         for name, frame in (("Engagement and harm by policy version vs holdout", kpis),
+                            ("Against the oracle (simulator truth, sampled decisions)", yardstick),
                             ("Guardrails", guards)) if not frame.empty
     )
     images = "".join(f'<figure><img src="{p.name}" alt="{p.stem}"><figcaption>{p.stem}</figcaption></figure>' for p in pngs)

@@ -17,6 +17,7 @@ from nurture_lake.identity import attach_lead_id, identity_tables
 from nurture_lake.scoring.decide import ScoringSettings
 from nurture_lake.scoring.due import due_leads
 from nurture_lake.scoring.run import decisions_table, lead_events, score_region
+from nurture_lake.monitor import metrics_listener
 from nurture_lake.streaming import await_query, with_trigger
 from nurture_lake.tables import Lake
 
@@ -89,8 +90,9 @@ def run_scoring(
         .option("checkpointLocation", lake.checkpoint(region, "score"))
         .foreachBatch(upsert_cadence_decisions)
     )
-    query = with_trigger(writer, lake.cfg, once=once).start()
-    await_query(query, once=once, timeout_s=timeout_s, name=f"score {region}")
+    with metrics_listener(spark, lake):  # progress of every micro-batch → global.ops.stream_metrics
+        query = with_trigger(writer, lake.cfg, once=once).start()
+        await_query(query, once=once, timeout_s=timeout_s, name=f"score {region}")
     return counts
 
 
