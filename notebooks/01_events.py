@@ -8,30 +8,13 @@
 
 # COMMAND ----------
 
-# Where to run. Set these in the cluster's / shell's environment, or edit the defaults here:
-#   NURTURE_LAKE_ENV        conf/<env>.yaml name ("local", "databricks") or a path to a YAML file
-#   NURTURE_LAKE_LAKE_ROOT  overrides storage.lake_root (e.g. a copy of the demo lake)
-#   NURTURE_LAKE_REGION     the region these cells look at
-import os
+# Where to run: NURTURE_LAKE_ENV (conf name or YAML path), NURTURE_LAKE_LAKE_ROOT, NURTURE_LAKE_REGION
+# in the cluster's or shell's environment (see nurture_lake.notebook).
+from nurture_lake.notebook import notebook_context, show
 
-ENV = os.environ.get("NURTURE_LAKE_ENV", "local")
-LAKE_ROOT = os.environ.get("NURTURE_LAKE_LAKE_ROOT")
-REGION = os.environ.get("NURTURE_LAKE_REGION", "us")
-OVERRIDES = {"storage.lake_root": LAKE_ROOT} if LAKE_ROOT else {}
-
-if "display" not in globals():  # outside Databricks (plain Python): print the first rows instead
-    def display(obj, n: int = 20) -> None:
-        print(obj.limit(n).toPandas().to_string() if hasattr(obj, "toPandas") else obj)
-
-# COMMAND ----------
-
-from nurture_lake.config import load_config
-from nurture_lake.spark import get_spark
-from nurture_lake.tables import Lake
-
-cfg = load_config(ENV, overrides=OVERRIDES)
-spark = get_spark(cfg, app_name="nurture_lake.notebook")
-lake = Lake(cfg)
+cfg, spark, lake, REGION = notebook_context()
+if "display" not in globals():  # outside Databricks: print the first rows instead
+    display = show
 
 # COMMAND ----------
 

@@ -39,9 +39,17 @@ def _field(name: str) -> Column:
     return F.variant_get(F.col("_v"), f"$.{name}", "variant")
 
 
+_TYPED_FIELDS = tuple(dict.fromkeys((*REQUIRED_FIELDS, *_STRING_FIELDS, *_OBJECT_FIELDS)))
+
+
+def _kinds() -> list[Column]:
+    """One ``_k_<field>`` column per checked field, computed once per row and reused by every check."""
+    return [F.schema_of_variant(_field(name)).alias(f"_k_{name}") for name in _TYPED_FIELDS]
+
+
 def _kind(name: str) -> Column:
     """The JSON type of a top-level field: STRING, BIGINT, OBJECT<...>, VOID (null) or NULL (absent)."""
-    return F.schema_of_variant(_field(name))
+    return F.col(f"_k_{name}")
 
 
 def _present(name: str) -> Column:
@@ -118,6 +126,7 @@ def validate_events(
     identifiers, for the region-local vault only), ``reason`` and ``reason_detail`` (null when valid).
     """
     parsed = raw.withColumn("_v", F.try_parse_json(F.col("value")))
+    parsed = parsed.select("*", *_kinds())
     parsed = parsed.withColumn("_is_object", F.coalesce(F.schema_of_variant(F.col("_v")).startswith("OBJECT"), F.lit(False)))
     parsed = parsed.withColumn("_ids_raw", F.try_variant_get(F.col("_v"), "$.identifiers", "map<string,string>"))
     parsed = parsed.withColumn("_props", F.try_variant_get(F.col("_v"), "$.properties", "map<string,string>"))
