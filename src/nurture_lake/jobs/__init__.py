@@ -16,6 +16,9 @@ JOBS: dict[str, str] = {
     "check-guardrails": "nurture_lake.jobs.check_guardrails",
     "monitor": "nurture_lake.jobs.monitor",
     "retain": "nurture_lake.jobs.retain",
+    "erase": "nurture_lake.jobs.erase",
+    "lookup": "nurture_lake.jobs.lookup",
+    "explain": "nurture_lake.jobs.explain",
     "deploy": "nurture_lake.jobs.deploy",
     "demo": "nurture_lake.jobs.demo",
 }
