@@ -92,12 +92,23 @@ def _wrong_type_fields() -> Column:
     return F.array_join(F.array_compact(F.array(*wrong)), "; ")
 
 
-def _normalised_ids(*, phone_region: str) -> list[Column]:
-    """One ``_n_<type>`` column per known identifier type: the normalised raw value or null."""
-    return [
-        normalise_identifier_col(t, F.col("_ids_raw").getItem(t), phone_region=F.lit(phone_region)).alias(f"_n_{t}")
-        for t in IDENTIFIER_TYPES
+def _normalised_ids(parsed: DataFrame, *, phone_region: str) -> DataFrame:
+    """Add one ``_n_<type>`` column per known identifier type: the normalised raw value or null.
+
+    Phone numbers go through ``phonenumbers`` (a Python UDF), so each distinct raw number is
+    parsed once and joined back, instead of once per event.
+    """
+    native = [
+        normalise_identifier_col(t, F.col("_ids_raw").getItem(t)).alias(f"_n_{t}")
+        for t in IDENTIFIER_TYPES if t != "phone"
     ]
+    with_raw_phone = parsed.select("*", *native, F.col("_ids_raw").getItem("phone").alias("_raw_phone"))
+    phones = with_raw_phone.select("_raw_phone").where(F.col("_raw_phone").isNotNull()).distinct()
+    phones = phones.select(
+        "_raw_phone",
+        normalise_identifier_col("phone", F.col("_raw_phone"), phone_region=F.lit(phone_region)).alias("_n_phone"),
+    )
+    return with_raw_phone.join(phones, "_raw_phone", "left").drop("_raw_phone")
 
 
 def _pseudonym_map(*, hmac_key: bytes) -> Column:
@@ -134,7 +145,7 @@ def validate_events(
         parsed = parsed.withColumn(f"_s_{name}", F.try_variant_get(F.col("_v"), f"$.{name}", "string"))
     parsed = parsed.withColumn("_s_schema_version", F.try_variant_get(F.col("_v"), "$.schema_version", "string"))
 
-    parsed = parsed.select("*", *_normalised_ids(phone_region=phone_region))
+    parsed = _normalised_ids(parsed, phone_region=phone_region)
     pseudo = _pseudonym_map(hmac_key=hmac_key)
 
     ts_text = F.col("_s_occurred_at")

@@ -1,9 +1,11 @@
 """One micro-batch of raw landing rows → bronze, quarantine, silver, identifier vault, consent.
 
-Exactly-once across restarts: appends carry Delta's idempotent-write options
-(``txnAppId`` + ``txnVersion = batch_id``) so a replayed batch is skipped, and the MERGEs are
-insert-only on natural keys, so replaying them changes nothing. The order (bronze → quarantine →
-silver → vault → consent) means a replay after a partial failure redoes only what is missing.
+Exactly-once across restarts: appends (bronze, quarantine, silver) carry Delta's idempotent-write
+options (``txnAppId`` + ``txnVersion = batch_id``) so a replayed batch is skipped, and the MERGEs
+(vault, consent) are insert-only on natural keys, so replaying them changes nothing. Duplicates of
+earlier batches are found by ``event_id`` against silver before the append (a replay of the same
+batch and file is not a duplicate). The order (bronze → quarantine → silver → vault → consent)
+means a replay after a partial failure redoes only what is missing.
 """
 
 from __future__ import annotations
@@ -154,15 +156,11 @@ def process_batch(
 
         good = flagged.where(~F.col("_is_dup"))
         silver_rows = good.select(*[f.name for f in SILVER_EVENTS.fields])
-        (
-            tables.silver.delta(spark).alias("t")
-            .merge(silver_rows.alias("s"), "t.event_id = s.event_id")
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
+        # Duplicates of earlier batches were removed above, so an idempotent append (skipped by
+        # Delta when this batch id was already committed) inserts each event exactly once.
+        tables.silver.append(silver_rows, txn_app_id=f"{app_id}.silver", txn_version=batch_id)
         _upsert_identifiers(spark, tables.identifiers, good)
-        ledger = consent_ledger_rows(good.select(*[f.name for f in SILVER_EVENTS.fields]))
-        ledger = ledger.persist(StorageLevel.MEMORY_AND_DISK)
+        ledger = consent_ledger_rows(silver_rows).persist(StorageLevel.MEMORY_AND_DISK)
         if not ledger.isEmpty():
             upsert_consent_ledger(spark, tables.consent_ledger, ledger)
             upsert_consent_current(spark, tables.consent_current, ledger)
