@@ -19,6 +19,8 @@ if "display" not in globals():  # outside Databricks: print the first rows inste
 
 # COMMAND ----------
 
+import os
+
 REGISTER = os.environ.get("NURTURE_LAKE_REGISTER", "0") == "1"  # log to MLflow + alias "challenger", as the job does
 
 # COMMAND ----------

@@ -12,6 +12,7 @@ from pyspark.testing import assertDataFrameEqual
 from scipy import stats as sps
 
 from nurture_lake.config import NurtureConfig
+from nurture_lake.features import FeatureSettings, context_columns
 from nurture_lake.policy import (
     ExplorationParams,
     LearningSettings,
@@ -378,8 +379,10 @@ def test_training_set_with_the_feature_module_context(spark: SparkSession, cfg: 
     ], "event_id string, event_type string, occurred_at timestamp, region string, lead_id string, "
        "ingested_at timestamp")
     row = build_training_set(decisions, outcomes, lead_events=events, context_fn=feature_context_fn(cfg)).first()
-    assert row is not None and len(row.context) == len(CONTEXT_COLUMNS)
-    ctx = dict(zip(CONTEXT_COLUMNS, row.context, strict=True))
+    # The context is the feature module's, with one region slot per configured region (as scoring builds it).
+    names = context_columns(FeatureSettings.from_config(cfg), regions=list(cfg.regions))
+    assert row is not None and len(row.context) == len(names) == len(CONTEXT_COLUMNS) + len(cfg.regions)
+    ctx = dict(zip(names, row.context, strict=True))
     assert ctx["bias"] == 1.0
     assert ctx["n_email_sent_7d"] == pytest.approx(np.log1p(1.0))   # the later email is not known yet
     assert ctx["n_email_sent_1d"] == 0.0
