@@ -26,7 +26,7 @@ def run(events: int = 1_000_000) -> dict[str, Any]:
     shutil.rmtree(BENCH_ROOT, ignore_errors=True)
     root = BENCH_ROOT.resolve()
     files_cfg = bench_config(root / "files")
-    simulate(files_cfg, events)
+    simulate(files_cfg, int(events * 2.1))  # both regions are simulated; region us gets about half
     spark = get_spark(files_cfg, app_name="bench.kafka")
     region = "us"
     landing = Lake(files_cfg).landing(region)
