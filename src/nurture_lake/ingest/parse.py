@@ -56,13 +56,20 @@ def _present(name: str) -> Column:
     return F.coalesce(_kind(name) != F.lit("VOID"), F.lit(False))
 
 
-def _first_failure(checks: list[tuple[str, Column, Column]]) -> tuple[Column, Column]:
+def _first_failure(checks: list[tuple[str, Column, Column]]) -> Column:
+    """The code of the first failing check (null when every check passes)."""
     reason: Column = F.lit(None).cast("string")
-    detail: Column = F.lit(None).cast("string")
-    for code, failed, why in reversed(checks):
+    for code, failed, _ in reversed(checks):
         reason = F.when(failed, F.lit(code)).otherwise(reason)
-        detail = F.when(failed, why).otherwise(detail)
-    return reason, detail
+    return reason
+
+
+def _detail_for(checks: list[tuple[str, Column, Column]]) -> Column:
+    """The detail text of the check named by ``reason``: evaluated only for that one check."""
+    detail: Column = F.lit(None).cast("string")
+    for code, _, why in checks:
+        detail = F.when(F.col("reason") == F.lit(code), why).otherwise(detail)
+    return detail
 
 
 def _missing_fields() -> Column:
@@ -108,7 +115,8 @@ def _normalised_ids(parsed: DataFrame, *, phone_region: str) -> DataFrame:
         "_raw_phone",
         normalise_identifier_col("phone", F.col("_raw_phone"), phone_region=F.lit(phone_region)).alias("_n_phone"),
     )
-    return with_raw_phone.join(phones, "_raw_phone", "left").drop("_raw_phone")
+    # Few distinct numbers: broadcast them rather than shuffle every event row for the join.
+    return with_raw_phone.join(F.broadcast(phones), "_raw_phone", "left").drop("_raw_phone")
 
 
 def _pseudonym_map(*, hmac_key: bytes) -> Column:
@@ -189,12 +197,13 @@ def validate_events(
         ),
         (
             R.NO_IDENTIFIERS,
-            F.cardinality(F.col("_pseudo")) == 0,
+            F.coalesce(*[F.col(f"_n_{t}") for t in IDENTIFIER_TYPES]).isNull(),
             F.lit("no usable identifier (email, phone, crm_id, device_id, cookie_id)"),
         ),
     ]
-    reason, detail = _first_failure(checks)
-    checked = checked.withColumn("reason", reason).withColumn("reason_detail", detail)
+    # The reason first, then its detail from the reason: each check's condition is evaluated once.
+    checked = checked.withColumn("reason", _first_failure(checks))
+    checked = checked.withColumn("reason_detail", _detail_for(checks))
     bronze_cols = [c for c in raw.columns if c != "region"]
     return checked.select(
         *bronze_cols,
