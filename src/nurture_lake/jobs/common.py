@@ -25,6 +25,19 @@ def job_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def add_stream_args(parser: argparse.ArgumentParser, *, verb: str) -> None:
+    """``--region`` (repeatable) and the trigger options every streaming job takes."""
+    parser.add_argument("--region", action="append", default=None,
+                        help=f"region to {verb} (repeatable; default: every configured region)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--once", dest="once", action="store_true", default=True,
+                      help=f"{verb} everything new, then stop (availableNow; the default)")
+    mode.add_argument("--continuous", dest="once", action="store_false",
+                      help="keep running with a processingTime trigger (ingest.processing_time)")
+    parser.add_argument("--timeout-seconds", type=float, default=None,
+                        help="with --continuous: stop after this many seconds (default: run until killed)")
+
+
 def load_job_config(args: argparse.Namespace) -> NurtureConfig:
     """Load the configuration named by ``--env`` with ``--set`` overrides; exit 2 with the message if invalid."""
     try:

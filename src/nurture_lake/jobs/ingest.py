@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from nurture_lake.audit import audited_run
 from nurture_lake.ingest import IngestCounts, IngestTables, kafka_stream, run_ingest
-from nurture_lake.jobs.common import job_parser, load_job_config, log, parse
+from nurture_lake.jobs.common import add_stream_args, job_parser, load_job_config, log, parse
 from nurture_lake.spark import get_spark
 from nurture_lake.tables import Lake
 
@@ -22,15 +22,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = job_parser("ingest", __doc__ or "")
     parser.add_argument("--source", choices=("files", "kafka"), default="files",
                         help="landing files (default) or the region's Kafka topic (config section kafka)")
-    parser.add_argument("--region", action="append", default=None,
-                        help="region to ingest (repeatable; default: every configured region)")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--once", dest="once", action="store_true", default=True,
-                      help="process everything new, then stop (availableNow; the default)")
-    mode.add_argument("--continuous", dest="once", action="store_false",
-                      help="keep running with a processingTime trigger (ingest.processing_time)")
-    parser.add_argument("--timeout-seconds", type=float, default=None,
-                        help="with --continuous: stop after this many seconds (default: run until killed)")
+    add_stream_args(parser, verb="ingest")
     args = parse(parser, argv)
     cfg = load_job_config(args)
     lake = Lake(cfg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from nurture_lake.audit import audited_run
-from nurture_lake.jobs.common import job_parser, load_job_config, log, parse
+from nurture_lake.jobs.common import add_stream_args, job_parser, load_job_config, log, parse
 from nurture_lake.scoring.run import decisions_table
 from nurture_lake.scoring.stream import run_scoring
 from nurture_lake.spark import get_spark
@@ -15,15 +15,7 @@ from nurture_lake.tables import Lake
 def main(argv: Sequence[str] | None = None) -> None:
     """``nurture-lake score [--region R] [--once | --continuous [--timeout-seconds S]]``."""
     parser = job_parser("score", __doc__ or "")
-    parser.add_argument("--region", action="append", default=None,
-                        help="region to score (repeatable; default: every configured region)")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--once", dest="once", action="store_true", default=True,
-                      help="score everything new, then stop (availableNow; the default)")
-    mode.add_argument("--continuous", dest="once", action="store_false",
-                      help="keep running with a processingTime trigger")
-    parser.add_argument("--timeout-seconds", type=float, default=None,
-                        help="with --continuous: stop after this many seconds")
+    add_stream_args(parser, verb="score")
     args = parse(parser, argv)
     cfg = load_job_config(args)
     lake = Lake(cfg)
