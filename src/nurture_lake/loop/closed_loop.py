@@ -33,7 +33,7 @@ from nurture_lake.identity import identity_tables, run_global, run_region
 from nurture_lake.ingest import run_ingest
 from nurture_lake.outcomes import attribute
 from nurture_lake.policy import NotEnoughData, promote_challenger, read_training_inputs, train_policy
-from nurture_lake.policy.training_set import build_training_set, feature_context_fn
+from nurture_lake.policy.training_set import build_training_set, feature_context_fn, read_lead_events
 from nurture_lake.schemas import GOLD_DECISION_OUTCOMES
 from nurture_lake.scoring import ScoringSettings, due_leads
 from nurture_lake.policy.registry import serving_policy
@@ -175,20 +175,19 @@ class ClosedLoop:
         inputs = read_training_inputs(self.spark, self.lake)
         if inputs is None:
             return
-        events = None
-        for region in self.lake.regions:
-            part = lead_events(self.spark, self.lake, region)
-            events = part if events is None else events.unionByName(part)
-        assert events is not None
+        events, event_versions = read_lead_events(self.spark, self.lake)
+        if events is None:
+            return
+        versions = {**inputs.versions, **event_versions}
         training = build_training_set(
             inputs.decisions, inputs.outcomes, lead_events=events, context_fn=feature_context_fn(self.cfg), as_of=now,
         ).localCheckpoint()
         try:
             with audited_run(self.spark, self.lake, job="train", args={"as_of": now}) as run:
-                trained = train_policy(self.spark, self.cfg, training, input_versions=inputs.versions)
+                trained = train_policy(self.spark, self.cfg, training, input_versions=versions)
                 run.count("training_rows", trained.n_train + trained.n_validation)
             with audited_run(self.spark, self.lake, job="promote", args={"as_of": now}):
-                verdict = promote_challenger(self.spark, self.cfg, training, input_versions=inputs.versions)
+                verdict = promote_challenger(self.spark, self.cfg, training, input_versions=versions)
         except NotEnoughData as exc:
             self.log(f"  learn: skipped ({exc})")
             return
