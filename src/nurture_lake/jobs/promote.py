@@ -7,7 +7,7 @@ from datetime import datetime
 
 from nurture_lake.audit import audited_run
 from nurture_lake.jobs.common import job_parser, load_job_config, log, parse
-from nurture_lake.jobs.train import load_training_set
+from nurture_lake.policy.training_set import load_training_set
 from nurture_lake.policy import gate_table, promote_challenger
 from nurture_lake.spark import get_spark
 from nurture_lake.tables import Lake
@@ -25,11 +25,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     lake = Lake(cfg)
     spark = get_spark(cfg, app_name="nurture_lake.promote", master=args.master)
     with audited_run(spark, lake, job="promote", args=vars(args)) as run:
-        loaded = load_training_set(spark, cfg, run, regions=args.region, as_of=args.as_of)
+        loaded = load_training_set(spark, cfg, regions=args.region, as_of=args.as_of)
         if loaded is None:
             log("promote: no logged decisions with outcomes yet, nothing to evaluate")
             return
         training, versions = loaded
+        run.inputs.update(versions)
         decision = promote_challenger(spark, cfg, training, input_versions=versions, job_run_id=run.run_id)
         if decision is None:
             log("promote: no challenger, or the challenger already is champion")

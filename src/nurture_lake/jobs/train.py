@@ -5,43 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from pyspark.sql import DataFrame, SparkSession
-
-from nurture_lake.audit import AuditRun, audited_run
-from nurture_lake.config import NurtureConfig
+from nurture_lake.audit import audited_run
 from nurture_lake.jobs.common import job_parser, load_job_config, log, parse
-from nurture_lake.policy import LearningSettings, NotEnoughData, build_training_set, read_training_inputs, train_policy
+from nurture_lake.policy import NotEnoughData, train_policy
 from nurture_lake.policy.trainer import PHASES
-from nurture_lake.policy.training_set import feature_context_fn, read_lead_events
+from nurture_lake.policy.training_set import load_training_set
 from nurture_lake.spark import get_spark
 from nurture_lake.tables import Lake
-
-
-def load_training_set(
-    spark: SparkSession,
-    cfg: NurtureConfig,
-    run: AuditRun,
-    *,
-    regions: list[str] | None = None,
-    as_of: datetime | None = None,
-) -> tuple[DataFrame, dict[str, int]] | None:
-    """The training set over ``regions`` and the Delta version of every input (also recorded on ``run``)."""
-    lake = Lake(cfg)
-    settings = LearningSettings.from_config(cfg)
-    inputs = read_training_inputs(spark, lake, regions=regions)
-    if inputs is None:
-        return None
-    events, event_versions = read_lead_events(spark, lake, regions=regions)
-    if events is None:
-        return None
-    versions = {**inputs.versions, **event_versions}
-    run.inputs.update(versions)
-    training = build_training_set(
-        inputs.decisions, inputs.outcomes, lead_events=events,
-        context_fn=feature_context_fn(cfg, context_col=settings.context_col),
-        context_col=settings.context_col, as_of=as_of,
-    )
-    return training, versions
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -58,11 +28,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     lake = Lake(cfg)
     spark = get_spark(cfg, app_name="nurture_lake.train", master=args.master)
     with audited_run(spark, lake, job="train", args=vars(args)) as run:
-        loaded = load_training_set(spark, cfg, run, regions=args.region, as_of=args.as_of)
+        loaded = load_training_set(spark, cfg, regions=args.region, as_of=args.as_of)
         if loaded is None:
             log("train: no decisions, outcomes or lead events yet, nothing to do")
             return
         training, versions = loaded
+        run.inputs.update(versions)
         try:
             result = train_policy(spark, cfg, training, phase=args.phase, input_versions=versions)
         except NotEnoughData as exc:

@@ -32,8 +32,8 @@ from nurture_lake.features import FeatureSettings, update_lead_features
 from nurture_lake.identity import identity_tables, run_global, run_region
 from nurture_lake.ingest import run_ingest
 from nurture_lake.outcomes import attribute
-from nurture_lake.policy import NotEnoughData, promote_challenger, read_training_inputs, train_policy
-from nurture_lake.policy.training_set import build_training_set, feature_context_fn, read_lead_events
+from nurture_lake.policy import NotEnoughData, promote_challenger, train_policy
+from nurture_lake.policy.training_set import load_training_set
 from nurture_lake.schemas import GOLD_DECISION_OUTCOMES
 from nurture_lake.scoring import ScoringSettings, due_leads
 from nurture_lake.policy.registry import serving_policy
@@ -172,16 +172,11 @@ class ClosedLoop:
 
     # ------------------------------------------------------------------ one tick
     def _learn(self, now: datetime, stats: TickStats) -> None:
-        inputs = read_training_inputs(self.spark, self.lake)
-        if inputs is None:
+        loaded = load_training_set(self.spark, self.cfg, as_of=now)
+        if loaded is None:
             return
-        events, event_versions = read_lead_events(self.spark, self.lake)
-        if events is None:
-            return
-        versions = {**inputs.versions, **event_versions}
-        training = build_training_set(
-            inputs.decisions, inputs.outcomes, lead_events=events, context_fn=feature_context_fn(self.cfg), as_of=now,
-        ).localCheckpoint()
+        training, versions = loaded
+        training = training.localCheckpoint()
         try:
             with audited_run(self.spark, self.lake, job="train", args={"as_of": now}) as run:
                 trained = train_policy(self.spark, self.cfg, training, input_versions=versions)

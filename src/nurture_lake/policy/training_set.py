@@ -170,3 +170,33 @@ def read_lead_events(spark: SparkSession, lake: Lake, *, regions: list[str] | No
         part = attach_lead_id(events_ref.read(spark, version=ev_v), graph_ref.read(spark, version=gr_v))
         out = part if out is None else out.unionByName(part, allowMissingColumns=True)
     return out, versions
+
+
+def load_training_set(
+    spark: SparkSession,
+    cfg: NurtureConfig,
+    *,
+    regions: list[str] | None = None,
+    as_of: datetime | None = None,
+) -> tuple[DataFrame, dict[str, int]] | None:
+    """The training set over ``regions`` and the Delta version of every input it read.
+
+    ``None`` when there are no decisions with outcomes, or no lead events, yet. The ``train`` and
+    ``promote`` jobs and the closed loop all build their training set here.
+    """
+    from nurture_lake.policy.settings import LearningSettings
+
+    lake = Lake(cfg)
+    settings = LearningSettings.from_config(cfg)
+    inputs = read_training_inputs(spark, lake, regions=regions)
+    if inputs is None:
+        return None
+    events, event_versions = read_lead_events(spark, lake, regions=regions)
+    if events is None:
+        return None
+    training = build_training_set(
+        inputs.decisions, inputs.outcomes, lead_events=events,
+        context_fn=feature_context_fn(cfg, context_col=settings.context_col),
+        context_col=settings.context_col, as_of=as_of,
+    )
+    return training, {**inputs.versions, **event_versions}
