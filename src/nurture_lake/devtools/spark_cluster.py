@@ -4,20 +4,28 @@ Not a mock: the same ``Master`` and ``Worker`` daemons a production standalone c
 its own JVM, with ``SPARK_HOME`` pointing at the pyspark package (its ``jars/`` and ``bin/``).
 Used by the cluster test to ``spark-submit`` the jobs exactly as a scheduler would.
 
+Every daemon and every submission runs in its own process group, so :meth:`SparkStandaloneCluster.stop`
+also ends what they started (executors, Python workers, the driver's Python process) — also after a
+failed start or a submission that timed out.
+
 Example::
 
     with SparkStandaloneCluster(tmp_path / "cluster") as cluster:
         cluster.master_url                       # 'spark://127.0.0.1:<port>'
-        subprocess.run([str(cluster.spark_submit), "--master", cluster.master_url, "jobs/ingest.py", ...])
+        result = cluster.submit(Path("jobs/ingest.py"), "--once", options=["--conf", "spark.cores.max=1"])
+        result.returncode, result.output         # spark-submit's exit code and its stdout + stderr
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -25,10 +33,35 @@ import pyspark
 
 from nurture_lake.devtools.kafka_broker import free_port
 
-__all__ = ["SPARK_HOME", "SparkStandaloneCluster"]
+__all__ = ["SPARK_HOME", "SparkStandaloneCluster", "SubmitResult"]
 
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
 """The pyspark package folder: it holds ``jars/`` and ``bin/spark-submit`` like a Spark distribution."""
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """How one ``spark-submit`` ended: exit code, its stdout + stderr, the log file holding them, seconds."""
+
+    returncode: int
+    output: str
+    log: Path
+    seconds: float
+
+
+def _end_group(proc: subprocess.Popen[bytes], *, grace_s: float) -> None:
+    """SIGTERM the process, then SIGKILL its whole process group (children included) after ``grace_s``."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+    try:  # the leader is gone or going; anything it started in its group goes too
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
 
 
 class SparkStandaloneCluster:
@@ -54,6 +87,7 @@ class SparkStandaloneCluster:
         self._java = shutil.which("java") or "java"
         self._master: subprocess.Popen[bytes] | None = None
         self._worker: subprocess.Popen[bytes] | None = None
+        self._submissions: set[subprocess.Popen[bytes]] = set()
 
     @property
     def master_url(self) -> str:
@@ -73,6 +107,11 @@ class SparkStandaloneCluster:
     def worker_log(self) -> Path:
         return self.workdir / "worker.log"
 
+    @property
+    def running(self) -> bool:
+        """Whether both daemons are alive."""
+        return all(p is not None and p.poll() is None for p in (self._master, self._worker))
+
     def env(self) -> dict[str, str]:
         """Environment for the daemons and for ``spark-submit``: SPARK_HOME and loopback-only networking."""
         return {
@@ -87,11 +126,13 @@ class SparkStandaloneCluster:
 
     def _daemon(self, main_class: str, *args: str, log: Path) -> subprocess.Popen[bytes]:
         cmd = [
-            self._java, f"-Xmx{self.daemon_heap}", "-XX:+UseSerialGC",
+            # Serial GC and C1-only JIT: small, quick-starting daemons that only schedule.
+            self._java, f"-Xmx{self.daemon_heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
             "-cp", str(SPARK_HOME / "jars" / "*"), main_class, *args,
         ]
         with log.open("ab") as out:
-            return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env())
+            # Own process group: stop() can end the daemon and everything it launched (executors).
+            return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env(), start_new_session=True)
 
     def _wait_for(self, log: Path, needle: str, proc: subprocess.Popen[bytes], what: str) -> None:
         deadline = time.time() + self.start_timeout_s
@@ -101,44 +142,81 @@ class SparkStandaloneCluster:
             if log.exists() and needle in log.read_text(errors="replace"):
                 return
             time.sleep(0.3)
-        self.stop()
         raise RuntimeError(f"{what} not ready within {self.start_timeout_s} s (no {needle!r} in {log})")
 
     def start(self) -> SparkStandaloneCluster:
-        """Start the master, then the worker; return once the master's log says the worker registered."""
+        """Start the master, then the worker; return once the master's log says the worker registered.
+
+        On any failure whatever was started is stopped before the error propagates.
+        """
         for folder in ("local", "logs", "work"):
             (self.workdir / folder).mkdir(parents=True, exist_ok=True)
-        self._master = self._daemon(
-            "org.apache.spark.deploy.master.Master",
-            "--host", "127.0.0.1", "--port", str(self.port), "--webui-port", str(self.master_ui_port),
-            log=self.master_log,
-        )
-        self._wait_for(self.master_log, "I have been elected leader", self._master, "Spark master")
-        self._worker = self._daemon(
-            "org.apache.spark.deploy.worker.Worker", self.master_url,
-            "--host", "127.0.0.1", "--cores", str(self.cores), "--memory", self.memory,
-            "--webui-port", str(self.worker_ui_port), "--work-dir", str(self.workdir / "work"),
-            log=self.worker_log,
-        )
-        self._wait_for(self.master_log, "Registering worker 127.0.0.1", self._master, "Spark worker registration")
+        atexit.register(self.stop)  # last resort when no one calls stop() (an interpreter exiting normally)
+        try:
+            self._master = self._daemon(
+                "org.apache.spark.deploy.master.Master",
+                "--host", "127.0.0.1", "--port", str(self.port), "--webui-port", str(self.master_ui_port),
+                log=self.master_log,
+            )
+            self._wait_for(self.master_log, "I have been elected leader", self._master, "Spark master")
+            self._worker = self._daemon(
+                "org.apache.spark.deploy.worker.Worker", self.master_url,
+                "--host", "127.0.0.1", "--cores", str(self.cores), "--memory", self.memory,
+                "--webui-port", str(self.worker_ui_port), "--work-dir", str(self.workdir / "work"),
+                log=self.worker_log,
+            )
+            self._wait_for(self.master_log, "Registering worker 127.0.0.1", self._master, "Spark worker registration")
+        except BaseException:
+            self.stop()
+            raise
         return self
 
-    @staticmethod
-    def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
+    def submit(
+        self,
+        app: Path,
+        *app_args: str,
+        options: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout_s: float = 600.0,
+    ) -> SubmitResult:
+        """``spark-submit --master <this cluster> [options] app [app_args]`` and wait for it.
+
+        ``env`` is added to :meth:`env`. stdout and stderr go to ``<workdir>/submit-<app stem>.log``
+        (a driver's Python output reaches spark-submit's stdout). On timeout the submission and
+        everything it started are killed and ``TimeoutError`` is raised.
+        """
+        if not self.running:
+            raise RuntimeError("the cluster is not running: call start() first")
+        log = self.workdir / f"submit-{Path(app).stem}.log"
+        cmd = [str(self.spark_submit), "--master", self.master_url, *options, str(app), *app_args]
+        began = time.monotonic()
+        with log.open("wb") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+                                    env={**self.env(), **(env or {})}, start_new_session=True)
+        self._submissions.add(proc)
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            raise TimeoutError(f"spark-submit {Path(app).name} still running after {timeout_s} s; see {log}") from None
+        finally:
+            _end_group(proc, grace_s=5)  # a finished driver may leave its Python process behind on failure
+            self._submissions.discard(proc)
+        return SubmitResult(proc.returncode, log.read_text(errors="replace"), log, time.monotonic() - began)
 
     def stop(self) -> None:
-        """Stop the worker (it kills its executors), then the master."""
-        self._terminate(self._worker)
-        self._terminate(self._master)
+        """End running submissions, then the worker (it kills its executors), then the master.
+
+        Safe to call more than once and after a failed start.
+        """
+        for proc in list(self._submissions):
+            _end_group(proc, grace_s=5)
+        self._submissions.clear()
+        for proc in (self._worker, self._master):
+            if proc is not None:
+                _end_group(proc, grace_s=30)
         self._worker = self._master = None
+        atexit.unregister(self.stop)
 
     def __enter__(self) -> SparkStandaloneCluster:
         return self.start()
