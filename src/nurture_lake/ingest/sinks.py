@@ -97,6 +97,23 @@ def _to_bronze(raw: DataFrame, *, region: str, batch_id: int, ingested_at: datet
     return out.select(*[f.name for f in BRONZE_EVENTS_RAW.fields if f.name in cols])
 
 
+_BROADCAST_SUSPECTS_MAX = 2_000_000
+"""Up to this many suspect event ids are broadcast to the batch rows; more (e.g. a replay after
+silver committed) fall back to a shuffle join."""
+
+
+def _duplicate_suspects(spark: SparkSession, silver: TableRef, valid: DataFrame) -> DataFrame:
+    """``event_id`` values that need the exact duplicate check: repeated in the batch or already in silver.
+
+    Only event ids are shuffled here (not whole rows), and normally almost none qualify, so the
+    exact check (:func:`rank_duplicates`, :func:`_cross_batch_duplicates`) runs on a handful of rows.
+    """
+    ids = valid.select("event_id")
+    repeated = ids.groupBy("event_id").count().where(F.col("count") > 1).select("event_id")
+    in_silver = silver.read(spark).select("event_id").join(ids, "event_id", "left_semi")
+    return repeated.union(in_silver).distinct()
+
+
 def _cross_batch_duplicates(spark: SparkSession, silver: TableRef, kept: DataFrame) -> DataFrame:
     """Rows whose event_id is already in silver from another batch or file (a replay is not a duplicate)."""
     existing = silver.read(spark).select(
@@ -107,6 +124,32 @@ def _cross_batch_duplicates(spark: SparkSession, silver: TableRef, kept: DataFra
     return joined.withColumn("_is_dup", F.col("_e_id").isNotNull() & ~F.coalesce(same_origin, F.lit(False))).drop(
         "_e_id", "_e_batch", "_e_file"
     )
+
+
+def _split_duplicates(
+    spark: SparkSession, silver: TableRef, valid: DataFrame
+) -> tuple[DataFrame, DataFrame, list[DataFrame]]:
+    """Valid rows → (rows to keep, duplicate rows, cached frames to release after the batch).
+
+    The first row of an event id in :func:`rank_duplicates` order is kept unless silver already
+    holds that id from another batch or file; every other row is a duplicate.
+    """
+    suspects = _duplicate_suspects(spark, silver, valid).persist(StorageLevel.MEMORY_AND_DISK)
+    n_suspects = suspects.count()
+    if n_suspects == 0:
+        return valid, valid.limit(0).withColumn("_is_dup", F.lit(True)), [suspects]
+    lookup = suspects.withColumn("_suspect", F.lit(True))
+    if n_suspects <= _BROADCAST_SUSPECTS_MAX:
+        lookup = F.broadcast(lookup)
+    marked = valid.join(lookup, "event_id", "left")
+    clear = marked.where(F.col("_suspect").isNull()).drop("_suspect")
+    ranked = rank_duplicates(marked.where(F.col("_suspect")).drop("_suspect"))
+    checked = _cross_batch_duplicates(spark, silver, ranked.where(F.col("_dup_rank") == 1))
+    checked = checked.drop("_dup_rank").persist(StorageLevel.MEMORY_AND_DISK)
+    later = ranked.where(F.col("_dup_rank") > 1).drop("_dup_rank").withColumn("_is_dup", F.lit(True))
+    keep = clear.unionByName(checked.where(~F.col("_is_dup")).drop("_is_dup"))
+    dups = checked.where(F.col("_is_dup")).unionByName(later)
+    return keep, dups, [suspects, checked]
 
 
 def _quarantine_rows(df: DataFrame) -> DataFrame:
@@ -126,77 +169,90 @@ def process_batch(
     region: str,
     app_id: str,
 ) -> tuple[int, int, dict[str, int]]:
-    """Write one micro-batch; returns (raw rows, new silver rows, quarantine rows per reason)."""
+    """Write one micro-batch; returns (raw rows, new silver rows, quarantine rows per reason).
+
+    The batch is read and validated once (cached); bronze, quarantine and silver are projections
+    of that one validated frame, and only event ids are shuffled to find duplicates.
+    """
     ingested_at = datetime.now(UTC)
-    bronze = _to_bronze(raw, region=region, batch_id=batch_id, ingested_at=ingested_at).persist(
-        StorageLevel.MEMORY_AND_DISK
-    )
+    bronze = _to_bronze(raw, region=region, batch_id=batch_id, ingested_at=ingested_at)
+    checked = validate_events(
+        bronze,
+        region=region,
+        hmac_key=cfg.hmac_key(),
+        phone_region=cfg.regions[region].phone_region,
+        supported_versions=cfg.ingest.supported_schema_versions,
+        max_future_skew_hours=cfg.ingest.max_future_skew_hours,
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    cached: list[DataFrame] = [checked]
     try:
-        tables.bronze.append(bronze, txn_app_id=f"{app_id}.bronze", txn_version=batch_id)
-        checked = validate_events(
-            bronze,
-            region=region,
-            hmac_key=cfg.hmac_key(),
-            phone_region=cfg.regions[region].phone_region,
-            supported_versions=cfg.ingest.supported_schema_versions,
-            max_future_skew_hours=cfg.ingest.max_future_skew_hours,
-        ).persist(StorageLevel.MEMORY_AND_DISK)
-        ranked = rank_duplicates(checked.where(F.col("reason").isNull()))
-        flagged = _cross_batch_duplicates(spark, tables.silver, ranked.where(F.col("_dup_rank") == 1))
-        flagged = flagged.persist(StorageLevel.MEMORY_AND_DISK)
-        in_batch_dups = ranked.where(F.col("_dup_rank") > 1).withColumn("_is_dup", F.lit(True))
-        dups = flagged.where("_is_dup").unionByName(in_batch_dups).withColumn(
-            "reason", F.lit(QuarantineReason.DUPLICATE_EVENT_ID)
-        ).withColumn("reason_detail", F.concat(F.lit("event_id already ingested: "), F.col("event_id")))
-        invalid = checked.where(F.col("reason").isNotNull())
-        quarantine = _quarantine_rows(invalid).unionByName(_quarantine_rows(dups)).persist(
-            StorageLevel.MEMORY_AND_DISK
+        bronze_cols = [f.name for f in BRONZE_EVENTS_RAW.fields]
+        tables.bronze.append(checked.select(*bronze_cols), txn_app_id=f"{app_id}.bronze", txn_version=batch_id)
+        good, dups, more = _split_duplicates(spark, tables.silver, checked.where(F.col("reason").isNull()))
+        cached.extend(more)
+        dups = dups.withColumn("reason", F.lit(QuarantineReason.DUPLICATE_EVENT_ID)).withColumn(
+            "reason_detail", F.concat(F.lit("event_id already ingested: "), F.col("event_id"))
         )
+        quarantine = _quarantine_rows(checked.where(F.col("reason").isNotNull())).unionByName(_quarantine_rows(dups))
         tables.quarantine.append(quarantine, txn_app_id=f"{app_id}.quarantine", txn_version=batch_id)
 
-        good = flagged.where(~F.col("_is_dup"))
         silver_rows = good.select(*[f.name for f in SILVER_EVENTS.fields])
         # Duplicates of earlier batches were removed above, so an idempotent append (skipped by
         # Delta when this batch id was already committed) inserts each event exactly once.
         tables.silver.append(silver_rows, txn_app_id=f"{app_id}.silver", txn_version=batch_id)
         _upsert_identifiers(spark, tables.identifiers, good)
         ledger = consent_ledger_rows(silver_rows).persist(StorageLevel.MEMORY_AND_DISK)
+        cached.append(ledger)
         if not ledger.isEmpty():
             upsert_consent_ledger(spark, tables.consent_ledger, ledger)
             upsert_consent_current(spark, tables.consent_current, ledger)
-        ledger.unpersist()
 
-        n_raw = bronze.count()
+        n_raw = checked.count()
         n_silver = good.count()
         per_reason = {r["reason"]: int(r["count"]) for r in quarantine.groupBy("reason").count().collect()}
-        quarantine.unpersist()
-        flagged.unpersist()
-        checked.unpersist()
         return n_raw, n_silver, per_reason
     finally:
-        bronze.unpersist()
+        for frame in cached:
+            frame.unpersist()
 
 
 def _upsert_identifiers(spark: SparkSession, table: TableRef, good: DataFrame) -> None:
-    """Region-local vault: pseudonym → normalised raw identifier, insert-only."""
-    entries = []
-    for id_type in IDENTIFIER_TYPES:
-        entries.append(
-            good.select(
-                F.col("identifiers").getItem(id_type).alias("id_key"),
-                F.lit(id_type).alias("id_type"),
-                F.col("id_values").getField(id_type).alias("value"),
-                F.col("occurred_at"),
-            ).where(F.col("id_key").isNotNull() & F.col("value").isNotNull())
+    """Region-local vault: pseudonym → normalised raw identifier (new keys inserted, earliest sighting kept)."""
+    entries = F.array(*[
+        F.struct(
+            F.col("identifiers").getItem(id_type).alias("id_key"),
+            F.lit(id_type).alias("id_type"),
+            F.col("id_values").getField(id_type).alias("value"),
         )
-    union = entries[0]
-    for part in entries[1:]:
-        union = union.unionByName(part)
-    rows = union.groupBy("id_key", "id_type", "value").agg(F.min("occurred_at").alias("first_seen_at"))
-    (
-        table.delta(spark).alias("t")
-        .merge(rows.alias("s"), "t.id_key = s.id_key")
-        .whenMatchedUpdate(condition="s.first_seen_at < t.first_seen_at", set={"first_seen_at": "s.first_seen_at"})
-        .whenNotMatchedInsertAll()
-        .execute()
+        for id_type in IDENTIFIER_TYPES
+    ])
+    union = (
+        good.select(F.explode(entries).alias("_e"), "occurred_at")
+        .select("_e.*", "occurred_at")
+        .where(F.col("id_key").isNotNull() & F.col("value").isNotNull())
     )
+    rows = union.groupBy("id_key", "id_type", "value").agg(F.min("occurred_at").alias("first_seen_at"))
+    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)  # read by the lookup, the update and the append
+    try:
+        _merge_vault(spark, table, rows)
+    finally:
+        rows.unpersist()
+
+
+def _merge_vault(spark: SparkSession, table: TableRef, rows: DataFrame) -> None:
+    """Append keys the vault lacks; MERGE only the (rare) keys seen earlier than recorded.
+
+    Idempotent: a replayed batch finds its keys present with the same first sighting and writes nothing.
+    """
+    existing = table.read(spark).select("id_key", F.col("first_seen_at").alias("_t_first"))
+    joined = rows.join(existing, "id_key", "left")
+    new = joined.where(F.col("_t_first").isNull()).drop("_t_first")
+    earlier = joined.where(F.col("first_seen_at") < F.col("_t_first")).drop("_t_first")
+    if not earlier.isEmpty():
+        (
+            table.delta(spark).alias("t")
+            .merge(earlier.alias("s"), "t.id_key = s.id_key")
+            .whenMatchedUpdate(condition="s.first_seen_at < t.first_seen_at", set={"first_seen_at": "s.first_seen_at"})
+            .execute()
+        )
+    table.append(new.select(*[f.name for f in SILVER_IDENTIFIERS.fields]))
