@@ -201,3 +201,36 @@ def test_landing_folder_per_region(cfg: NurtureConfig, region_cfg: str) -> None:
     assert lake.landing(region_cfg).parts[-2:] == (region_cfg, "events")
     with pytest.raises(ValueError, match="unknown region"):
         lake.landing("mars")
+
+
+def test_job_ingests_regions_side_by_side_and_audits_a_failed_region(
+    spark: SparkSession, cfg: NurtureConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One region failing (its bronze path is a file) fails the job, but the other region's data and audit row land."""
+    from nurture_lake.audit import audit_table
+    from nurture_lake.jobs.ingest import main
+
+    lake = Lake(cfg)
+    land(lake, "us", "a.jsonl", [event("us-1"), event("us-2", event_type="email_open", channel="email")])
+    land(lake, "eu", "a.jsonl", [event("eu-1", region="eu")])
+    blocked = Path(lake.table("eu", "bronze", "events_raw").path or "")
+    blocked.parent.mkdir(parents=True, exist_ok=True)
+    blocked.write_text("not a Delta table")
+
+    with pytest.raises(SystemExit, match="ingest failed for region\\(s\\): eu"):
+        main([
+            "--set", f"storage.lake_root={cfg.storage.lake_root}",
+            "--set", f"storage.checkpoint_root={cfg.storage.checkpoint_root}",
+            "--set", f"storage.landing_root={cfg.storage.landing_root}",
+        ])
+
+    assert "ingest eu: FAILED" in capsys.readouterr().err
+    silver = IngestTables.for_region(lake, "us").silver.read(spark).select("event_id")
+    assertDataFrameEqual(silver, spark.createDataFrame([("us-1",), ("us-2",)], "event_id string"))
+    audit = audit_table(lake).read(spark).where("job = 'ingest'")
+    assertDataFrameEqual(
+        audit.select("region", "status", F.col("row_counts")["us.silver.events"].alias("silver_rows")),
+        spark.createDataFrame([("us", "succeeded", 2), ("eu", "failed", None)],
+                              "region string, status string, silver_rows bigint"),
+    )
+    assert audit.where("region = 'eu'").first()["error"]

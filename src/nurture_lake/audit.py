@@ -137,8 +137,13 @@ def audited_run(
     region: str | None = None,
     args: dict[str, object] | None = None,
     reason: str | None = None,
+    started_at: datetime | None = None,
 ) -> Iterator[AuditRun]:
-    """Run a block as an audited job run; the row is written on success and on failure."""
+    """Run a block as an audited job run; the row is written on success and on failure.
+
+    ``started_at`` defaults to now; a job that ran several regions side by side passes the start
+    of the shared run.
+    """
     run = AuditRun(
         job=job,
         region=region,
@@ -146,6 +151,8 @@ def audited_run(
         args=json.dumps(args, sort_keys=True, default=str) if args else None,
         reason=reason,
     )
+    if started_at is not None:
+        run.started_at = started_at
     try:
         yield run
     except BaseException as exc:

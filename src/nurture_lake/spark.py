@@ -90,6 +90,10 @@ def get_spark(
             # Serial GC suits a 2-core driver; a large code cache keeps the JIT on for the big generated
             # plans (guardrails) — with the default cache the JVM disables its compiler mid-run.
             .config("spark.driver.extraJavaOptions", "-XX:+UseSerialGC -XX:ReservedCodeCacheSize=512m")
+            # Generated methods over HotSpot's 8,000-byte limit are never JIT-compiled and run
+            # interpreted; past this size Spark evaluates the (JIT-compiled) expressions instead.
+            # Ingest validation's first micro-batch measured ~2x faster with it.
+            .config("spark.sql.codegen.hugeMethodLimit", "8000")
             # Small local tables: read Delta snapshots with few partitions.
             .config("spark.databricks.delta.snapshotPartitions", "2")
             # Local Delta tables need no retention-period guard for VACUUM in tests and erasure.

@@ -8,8 +8,13 @@ same checkpoint processes only new files.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
 
 from nurture_lake.ingest.sinks import IngestCounts, IngestTables, process_batch
 from nurture_lake.monitor import metrics_listener
@@ -30,7 +35,16 @@ def landing_stream(spark: SparkSession, lake: Lake, region: str) -> DataFrame:
     )
 
 
-def run_ingest(
+@dataclass
+class IngestRun:
+    """A started ingest query and the counts its micro-batches add up."""
+
+    region: str
+    query: StreamingQuery
+    counts: IngestCounts
+
+
+def start_ingest(
     spark: SparkSession,
     lake: Lake,
     region: str,
@@ -38,14 +52,9 @@ def run_ingest(
     once: bool = True,
     source: DataFrame | None = None,
     source_name: str = "files",
-    timeout_s: float | None = None,
     progress: bool = True,
-) -> IngestCounts:
-    """Run the ingest query for ``region`` and return what it wrote.
-
-    ``source`` defaults to :func:`landing_stream`; the Kafka source passes its own stream with the
-    same ``value`` column plus Kafka lineage columns and ``source_name="kafka"``.
-    """
+) -> IngestRun:
+    """Start the ingest query for ``region`` (not waiting for it); see :func:`run_ingest`."""
     from nurture_lake.jobs.common import log
 
     tables = IngestTables.for_region(lake, region)
@@ -68,7 +77,64 @@ def run_ingest(
         .option("checkpointLocation", lake.checkpoint(region, f"ingest_{source_name}"))
         .foreachBatch(upsert_events)
     )
+    return IngestRun(region, with_trigger(writer, lake.cfg, once=once).start(), counts)
+
+
+def run_ingest(
+    spark: SparkSession,
+    lake: Lake,
+    region: str,
+    *,
+    once: bool = True,
+    source: DataFrame | None = None,
+    source_name: str = "files",
+    timeout_s: float | None = None,
+    progress: bool = True,
+) -> IngestCounts:
+    """Run the ingest query for ``region`` and return what it wrote.
+
+    ``source`` defaults to :func:`landing_stream`; the Kafka source passes its own stream with the
+    same ``value`` column plus Kafka lineage columns and ``source_name="kafka"``.
+    """
     with metrics_listener(spark, lake):  # progress of every micro-batch → global.ops.stream_metrics
-        query = with_trigger(writer, lake.cfg, once=once).start()
-        await_query(query, once=once, timeout_s=timeout_s, name=f"ingest {region}")
-    return counts
+        run = start_ingest(spark, lake, region, once=once, source=source, source_name=source_name, progress=progress)
+        await_query(run.query, once=once, timeout_s=timeout_s, name=f"ingest {region}")
+    return run.counts
+
+
+def run_ingest_regions(
+    spark: SparkSession,
+    lake: Lake,
+    regions: Sequence[str],
+    *,
+    once: bool = True,
+    sources: Mapping[str, DataFrame] | None = None,
+    source_name: str = "files",
+    timeout_s: float | None = None,
+    progress: bool = True,
+) -> dict[str, IngestCounts | BaseException]:
+    """Ingest several regions' landing files at once: one query each, running side by side.
+
+    The queries share the session, so one region's Delta commits and small jobs overlap another's
+    heavy stages and both cores stay busy. Returns each region's counts, or the error its query
+    failed with (the other regions still finish). ``sources`` maps a region to its stream (Kafka);
+    regions not in it read their landing files.
+    """
+    out: dict[str, IngestCounts | BaseException] = {}
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    with metrics_listener(spark, lake):
+        runs: list[IngestRun] = []
+        for region in regions:
+            try:
+                runs.append(start_ingest(spark, lake, region, once=once, source=(sources or {}).get(region),
+                                         source_name=source_name, progress=progress))
+            except Exception as exc:  # noqa: BLE001 - reported per region to the caller
+                out[region] = exc
+        for run in runs:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+            try:
+                await_query(run.query, once=once, timeout_s=left, name=f"ingest {run.region}")
+                out[run.region] = run.counts
+            except Exception as exc:  # noqa: BLE001 - reported per region to the caller
+                out[run.region] = exc
+    return {region: out[region] for region in regions}

@@ -30,7 +30,7 @@ from nurture_lake.audit import audited_run
 from nurture_lake.config import NurtureConfig
 from nurture_lake.features import FeatureSettings, update_lead_features
 from nurture_lake.identity import identity_tables, run_global, run_region
-from nurture_lake.ingest import run_ingest
+from nurture_lake.ingest import run_ingest_regions
 from nurture_lake.outcomes import attribute
 from nurture_lake.policy import NotEnoughData, promote_challenger, train_policy
 from nurture_lake.policy.training_set import load_training_set
@@ -232,8 +232,11 @@ class ClosedLoop:
         clock = _StepClock()
         for region in self.lake.regions:
             stats.landed += self._land_organic(region, now) + self._land_responses(world, region, now, day)
-            with clock("ingest"):
-                run_ingest(self.spark, self.lake, region, progress=False)
+        with clock("ingest"):
+            for region, outcome in run_ingest_regions(self.spark, self.lake, self.lake.regions, progress=False).items():
+                if isinstance(outcome, BaseException):
+                    raise RuntimeError(f"ingest {region} failed on day {day}") from outcome
+        for region in self.lake.regions:
             with clock("identity"):
                 run_region(self.spark, self.lake, region)
         events_by_region = {}
