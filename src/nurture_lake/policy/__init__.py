@@ -2,11 +2,12 @@
 
 * :class:`LoggingPolicy` — uniform or baseline cadence with an exploration floor (exact propensities).
 * :func:`sufficient_statistics` + :func:`fit_linear_bandit` — distributed per-action ridge /
-  Bayesian linear regression; :class:`LinearBandit` scores with Thompson sampling, LinUCB, softmax
-  or ε-greedy, always with the exact probability of every allowed action.
+  Bayesian linear regression (each action's λ by evidence maximisation); :class:`LinearBandit` scores
+  with Thompson sampling, LinUCB, softmax or ε-greedy, always with the exact probability of every allowed action.
 * :func:`score_decisions` — the vectorised Spark scoring path (pandas UDF).
 * :func:`fit_engagement_prior` — the ``pyspark.ml`` cold-start prior.
-* :func:`build_training_set` — closed decisions ⋈ outcomes ⋈ point-in-time context.
+* :func:`build_training_set` — closed decisions ⋈ outcomes ⋈ point-in-time context; the reward is the
+  decision's own responses (:func:`explicit_rewards`) or everything attribution credited it with.
 * :func:`train_policy`, :func:`promote_challenger` — the ``train`` and ``promote`` jobs' library side;
   :func:`log_policy`, :func:`load_policy`, :func:`set_alias` — the MLflow registry by alias.
 """
@@ -14,6 +15,7 @@
 from nurture_lake.policy.bandit import (
     LinearBandit,
     SufficientStats,
+    evidence_lambda,
     fit_linear_bandit,
     statistics_from_arrays,
     sufficient_statistics,
@@ -54,6 +56,7 @@ from nurture_lake.policy.trainer import NotEnoughData, TrainResult, promote_chal
 from nurture_lake.policy.training_set import (
     ContextFn,
     build_training_set,
+    explicit_rewards,
     read_training_inputs,
     split_by_time,
     time_cutoff,
@@ -87,6 +90,8 @@ __all__ = [
     "decide",
     "decision_uniforms",
     "evaluate_gate",
+    "evidence_lambda",
+    "explicit_rewards",
     "fit_engagement_prior",
     "fit_linear_bandit",
     "gate_rule",

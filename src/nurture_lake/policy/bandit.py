@@ -8,6 +8,10 @@ Training is distributed: every partition turns its logged decisions into per-act
     A_a = λI + Σ w x xᵀ,   b_a = λ μ0_a + Σ w r x,   θ_a = A_a⁻¹ b_a,   Cov(θ_a) = σ² A_a⁻¹
 
 ``μ0`` is the cold-start prior mean (zero without one). ``w`` is 1, or the clipped 1/propensity.
+With ``auto_lambda`` each action gets its own λ_a, the one that maximises the marginal likelihood
+(evidence) of its data under that prior (:func:`evidence_lambda`) — computed from the same totals, so
+the regularisation follows how much signal an action's data actually holds instead of a fixed λ that
+is far too weak for noisy rewards (or too strong for clean ones).
 
 Example::
 
@@ -278,6 +282,51 @@ class LinearBandit:
         )
 
 
+def evidence_lambda(
+    xtx: np.ndarray,
+    xtr: np.ndarray,
+    r2: float,
+    n: float,
+    *,
+    prior_mean: np.ndarray | None = None,
+    start: float = 1.0,
+    iterations: int = 100,
+    bounds: tuple[float, float] = (1e-6, 1e8),
+) -> float:
+    """The ridge λ that maximises the evidence of one action's data (MacKay's fixed point).
+
+    Model: ``r = θᵀx + ε``, ``ε ~ N(0, 1/β)``, prior ``θ ~ N(μ0, I/α)``; λ = α/β. With the eigenvalues
+    ``e`` of ``XᵀWX``, the posterior mean ``m`` and ``γ = Σ e/(e + λ)`` well-determined parameters, the
+    fixed point is ``λ = γ · SSE / (|m − μ0|² · (n − γ))``. Everything comes from the sufficient
+    statistics (``n`` is the weight sum); returns ``start`` when there is too little data.
+
+    Example: ``evidence_lambda(stats.xtx[a], stats.xtr[a], stats.r2[a], stats.weights[a])``.
+    """
+    d = xtr.shape[0]
+    mu0 = np.zeros(d) if prior_mean is None else np.asarray(prior_mean, dtype=np.float64)
+    b = xtr - xtx @ mu0                                  # Xᵀ(r − Xμ0)
+    r2s = r2 - 2.0 * mu0 @ xtr + mu0 @ xtx @ mu0          # |r − Xμ0|²
+    eig, vec = np.linalg.eigh((xtx + xtx.T) / 2.0)
+    eig = np.maximum(eig, 0.0)
+    proj = vec.T @ b
+    lo, hi = bounds
+    lam = float(min(max(start, lo), hi))
+    if n <= 2.0 or not np.isfinite(r2s):
+        return lam
+    for _ in range(iterations):
+        m = proj / (eig + lam)                           # posterior mean − μ0, in the eigenbasis
+        gamma = float(np.sum(eig / (eig + lam)))
+        if n - gamma <= 1.0:
+            return lam
+        sse = max(r2s - 2.0 * m @ proj + float(np.sum(eig * m * m)), 1e-12)
+        mm = float(m @ m)
+        new = hi if mm <= 1e-300 else min(max(gamma * sse / (mm * (n - gamma)), lo), hi)
+        if abs(np.log(new / lam)) < 1e-6:
+            return new
+        lam = new
+    return lam
+
+
 def fit_linear_bandit(
     stats: SufficientStats,
     *,
@@ -285,11 +334,13 @@ def fit_linear_bandit(
     exploration: ExplorationParams | None = None,
     prior_mean: np.ndarray | None = None,
     prior_strength: float | None = None,
+    auto_lambda: bool = False,
 ) -> LinearBandit:
     """Solve every action's ridge / Bayesian linear regression on the driver.
 
     With ``prior_mean`` (shape ``(k, d)``) the weights shrink towards it with precision
-    ``prior_strength`` (default ``ridge_lambda``) instead of towards zero.
+    ``prior_strength`` (default ``ridge_lambda``) instead of towards zero. With ``auto_lambda`` each
+    action with data uses :func:`evidence_lambda` (started from that precision) instead.
     """
     k, d = len(stats.action_ids), stats.dim
     lam = float(prior_strength if prior_mean is not None and prior_strength is not None else ridge_lambda)
@@ -300,9 +351,13 @@ def fit_linear_bandit(
     theta = np.zeros((k, d))
     a_inv = np.zeros((k, d, d))
     sse = 0.0
+    lambdas = np.full(k, lam)
     for i in range(k):
-        precision = lam * eye + stats.xtx[i]
-        theta[i] = np.linalg.solve(precision, lam * mu0[i] + stats.xtr[i])
+        if auto_lambda and stats.counts[i] > 0:
+            lambdas[i] = evidence_lambda(stats.xtx[i], stats.xtr[i], float(stats.r2[i]), float(stats.weights[i]),
+                                         prior_mean=mu0[i], start=lam)
+        precision = lambdas[i] * eye + stats.xtx[i]
+        theta[i] = np.linalg.solve(precision, lambdas[i] * mu0[i] + stats.xtr[i])
         a_inv[i] = np.linalg.inv(precision)
         t = theta[i]
         sse += max(stats.r2[i] - 2.0 * t @ stats.xtr[i] + t @ stats.xtx[i] @ t, 0.0)
@@ -315,5 +370,6 @@ def fit_linear_bandit(
         noise_sd=noise_sd,
         counts=stats.counts.copy(),
         exploration=exploration or ExplorationParams(),
-        hyperparams={"ridge_lambda": ridge_lambda, "prior": prior_mean is not None, "prior_strength": lam},
+        hyperparams={"ridge_lambda": ridge_lambda, "prior": prior_mean is not None, "prior_strength": lam,
+                     "auto_lambda": auto_lambda, "lambdas": lambdas.tolist()},
     )

@@ -29,6 +29,9 @@ class LearningSettings(BaseModel):
     """Exploration strategy: ``thompson``, ``linucb``, ``softmax`` or ``epsilon_greedy``."""
     ridge_lambda: float = Field(1.0, gt=0)
     """Prior precision λ of every action's weights (ridge penalty): A = λI + Σ w x xᵀ."""
+    ridge_auto: bool = True
+    """Choose each action's λ by maximising the evidence of its data (``evidence_lambda``), starting
+    from ``ridge_lambda`` (or ``prior_strength`` under the cold-start prior); False: use it as is."""
     exploration_floor: float = Field(0.05, ge=0, le=1)
     """ε: this share of probability is spread uniformly over the allowed actions (every action keeps ≥ ε/k)."""
     max_exploration: float = Field(0.5, ge=0, le=1)
@@ -67,6 +70,11 @@ class LearningSettings(BaseModel):
     """The gate accepts a challenger whose estimated harm rate exceeds the baseline's by at most this."""
     min_training_examples: int = Field(50, ge=1)
     """``train`` refuses to fit on fewer closed-window decisions."""
+    reward_source: Literal["attributed", "explicit", "engagement"] = "engagement"
+    """Reward to learn from: ``explicit`` — only events naming the decision (its own responses);
+    ``engagement`` — the same with the positive part replaced by its channel's mean per engaged decision
+    (Rao–Blackwellised, far less noisy); ``attributed`` — the outcome's reward, organic activity credited
+    by last-touch attribution included."""
 
     @classmethod
     def from_config(cls, cfg: NurtureConfig) -> LearningSettings:

@@ -5,6 +5,14 @@ context comes from a caller-supplied function (the feature module's ``compute_fe
 by ``context_vector``), evaluated point-in-time for every decision's ``decided_at`` so training
 sees only what the scorer knew.
 
+The reward learned from is the outcome's reward (``reward_source="attributed"``), or only what the
+decision's **own** responses earned (``"explicit"``, :func:`explicit_rewards`): events that name the
+decision (``decision_id``), not organic activity that last-touch attribution credits to whichever
+touch's window it fell into; ``"engagement"`` (the default of ``LearningSettings.reward_source``) also
+replaces the positive part by its channel's mean per engaged decision, a far less noisy target. Last-touch
+credit is fine for reporting but biases learning: organic e-mail clicks would happen anyway, and a
+model trained on them learns that any touch (even a worthless one) beats holding.
+
 Example::
 
     def contexts(events, requests):
@@ -18,12 +26,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from nurture_lake.actions import RewardSpec
 from nurture_lake.config import NurtureConfig
 from nurture_lake.tables import Lake
+
+RewardSource = Literal["attributed", "explicit", "engagement"]
+"""Which reward the training set carries: the outcome's (every attributed event), the decision's own
+responses, or its own responses with the positive part replaced by its channel's mean per engagement."""
 
 ContextFn = Callable[[DataFrame, DataFrame], DataFrame]
 """``(lead_events, requests) → DataFrame`` with the context column and ``decision_id``
@@ -46,6 +60,55 @@ def decision_requests(decisions: DataFrame) -> DataFrame:
     return decisions.select("decision_id", "lead_id", "region", F.col("decided_at").alias("as_of"), known.alias("known_at"))
 
 
+def explicit_rewards(
+    outcomes: DataFrame, lead_events: DataFrame, *, reward: RewardSpec, engagement_means: bool = False,
+) -> DataFrame:
+    """``outcomes`` with ``reward`` and ``harm`` recomputed from the events that name their decision.
+
+    Of each outcome's ``attributed_event_ids`` only events whose ``decision_id`` is the outcome's own
+    count: reward = Σ weights of those (``reward.default`` when there is none) − the channel cost, harm =
+    one of them is a harm event. Outcomes need ``decision_id, channel, attributed_event_ids``; events
+    ``event_id, event_type, decision_id``. Pure transform.
+
+    ``engagement_means`` Rao–Blackwellises the positive part: a decision whose own responses earned a
+    positive weight gets the mean positive reward of the engaged decisions *of its channel* instead of
+    its own (an open that led to a reply and one that did not count the same), negative terms (harm)
+    stay as observed. Most of a touch's reward variance sits after the first engagement (a reply is
+    worth 5 opens, a meeting 10 clicks); the model then learns *who engages when*, the part the context
+    can predict, from a far less noisy target. Unbiased when what follows an engagement does not depend
+    on the context; the per-channel means are aggregated over ``outcomes``.
+    """
+    weights = F.create_map(*[x for k, v in reward.weights.items() for x in (F.lit(k), F.lit(float(v)))])
+    costs = F.create_map(*[x for k, v in reward.channel_cost.items() for x in (F.lit(k), F.lit(float(v)))])
+    harm_types = F.array(*[F.lit(h) for h in reward.harm_events])
+    weight = F.coalesce(weights[F.col("event_type")], F.lit(0.0))
+    named = (
+        outcomes.select("decision_id", F.explode("attributed_event_ids").alias("event_id"))
+        .join(lead_events.select("event_id", "event_type", F.col("decision_id").alias("_named")), "event_id")
+        .where(F.col("_named") == F.col("decision_id"))
+        .groupBy("decision_id")
+        .agg(F.sum(F.greatest(weight, F.lit(0.0))).alias("_pos"),
+             F.sum(F.least(weight, F.lit(0.0))).alias("_neg"),
+             F.max(F.array_contains(harm_types, F.col("event_type"))).alias("_own_harm"),
+             F.max(F.col("event_type").isin(*reward.weights)).alias("_weighted"))
+    )
+    cost = F.when(F.col("channel").isNull(), F.lit(0.0)).otherwise(F.coalesce(costs[F.col("channel")], F.lit(0.0)))
+    out = outcomes.join(named, "decision_id", "left")
+    positive = F.col("_pos")
+    if engagement_means:
+        engaged = F.col("_pos") > 0
+        means = out.where(engaged).groupBy("channel").agg(F.avg("_pos").alias("_pos_mean"))
+        out = out.join(F.broadcast(means), "channel", "left")
+        positive = F.when(engaged, F.col("_pos_mean")).otherwise(F.lit(0.0))
+    earned = F.when(F.coalesce(F.col("_weighted"), F.lit(False)), positive + F.col("_neg")).otherwise(
+        F.lit(float(reward.default)))
+    return (
+        out.withColumn("reward", earned - cost)
+        .withColumn("harm", F.coalesce(F.col("_own_harm"), F.lit(False)))
+        .drop("_pos", "_neg", "_own_harm", "_weighted", "_pos_mean")
+    )
+
+
 def build_training_set(
     decisions: DataFrame,
     outcomes: DataFrame,
@@ -54,16 +117,26 @@ def build_training_set(
     context_fn: ContextFn,
     context_col: str = "context",
     as_of: datetime | None = None,
+    reward_source: RewardSource = "attributed",
+    reward: RewardSpec | None = None,
 ) -> DataFrame:
     """Closed-window decisions with reward, exact propensity, allowed actions and point-in-time context.
 
     Only decisions with an outcome row (its reward window closed) are used; with ``as_of`` also only
     windows that ended by then. ``allowed_actions`` are the keys of the logged ``action_probs`` (the
-    actions the guardrails left), sorted.
+    actions the guardrails left), sorted. ``reward_source="explicit"`` replaces the outcome's reward and
+    harm by :func:`explicit_rewards` (needs ``reward``, the configured :class:`RewardSpec`);
+    ``"engagement"`` also Rao–Blackwellises its positive part (per-channel means over the closed windows).
     """
-    closed = outcomes.select("decision_id", "reward", "harm", "window_end")
     if as_of is not None:
-        closed = closed.where(F.col("window_end") <= F.lit(as_of))
+        outcomes = outcomes.where(F.col("window_end") <= F.lit(as_of))
+    if reward_source in ("explicit", "engagement"):
+        if reward is None:
+            raise ValueError(f"reward_source={reward_source!r} needs the reward spec")
+        outcomes = explicit_rewards(outcomes, lead_events, reward=reward, engagement_means=reward_source == "engagement")
+    elif reward_source != "attributed":
+        raise ValueError(f"reward_source must be 'attributed', 'explicit' or 'engagement', got {reward_source!r}")
+    closed = outcomes.select("decision_id", "reward", "harm", "window_end")
     logged = (
         decisions.select(
             "decision_id", "lead_id", "region", "decided_at",
@@ -198,5 +271,6 @@ def load_training_set(
         inputs.decisions, inputs.outcomes, lead_events=events,
         context_fn=feature_context_fn(cfg, context_col=settings.context_col),
         context_col=settings.context_col, as_of=as_of,
+        reward_source=settings.reward_source, reward=RewardSpec.from_config(cfg),
     )
     return training, {**inputs.versions, **event_versions}

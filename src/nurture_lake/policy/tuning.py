@@ -80,7 +80,7 @@ def fit_with_params(
     lam = float(params.get("ridge_lambda", settings.ridge_lambda))
     return fit_linear_bandit(
         stats, ridge_lambda=lam, exploration=exploration, prior_mean=prior_mean,
-        prior_strength=settings.prior_strength if prior_mean is not None else None,
+        prior_strength=settings.prior_strength if prior_mean is not None else None, auto_lambda=settings.ridge_auto,
     )
 
 

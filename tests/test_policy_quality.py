@@ -1,0 +1,161 @@
+"""The policy-quality benchmark's evaluation machinery (bench/bench_policy_quality.py), on real Spark."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from pyspark.sql import SparkSession
+
+from bench.bench_policy_quality import (
+    ActionOutcomes,
+    PolicyQualityRun,
+    exact_outcomes,
+    normalised,
+    policy_values,
+)
+from nurture_lake.actions import ActionSpace, RewardSpec
+from nurture_lake.config import NurtureConfig
+from nurture_lake.policy import evidence_lambda, fit_linear_bandit, statistics_from_arrays
+from nurture_lake.simulator import SimulatorConfig, World
+
+ACTIONS = ("hold", "email@1d", "push@1d", "chat@1d")
+
+
+def _outcomes() -> ActionOutcomes:
+    nan = np.nan
+    value = np.array([
+        [0.0, 0.4, 0.1, -0.2],
+        [0.0, nan, 0.3, 0.5],    # e-mail blocked
+        [0.0, -0.1, nan, nan],   # only hold and e-mail allowed
+    ])
+    unsub = np.where(np.isnan(value), nan, np.array([[0, 0.01, 0, 0], [0, 0, 0, 0], [0, 0.03, 0, 0]]))
+    return ActionOutcomes(value, unsub, np.where(np.isnan(value), nan, 0.0))
+
+
+def test_policy_values_random_fixed_oracle() -> None:
+    values = policy_values(_outcomes(), action_ids=ACTIONS)
+    # random: the mean over the allowed actions of each lead-day, then over lead-days
+    assert values["random"]["value"] == pytest.approx(np.mean([0.3 / 4, 0.8 / 3, -0.1 / 2]))
+    assert values["random"]["unsubscribe"] == pytest.approx(np.mean([0.01 / 4, 0.0, 0.03 / 2]))
+    # a fixed cadence takes its action where allowed and holds elsewhere
+    assert values["fixed:email@1d"]["value"] == pytest.approx(np.mean([0.4, 0.0, -0.1]))
+    assert values["fixed:chat@1d"]["value"] == pytest.approx(np.mean([-0.2, 0.5, 0.0]))
+    assert values["fixed:hold"]["value"] == 0.0
+    # the oracle takes the best allowed action of each lead-day
+    assert values["oracle"]["value"] == pytest.approx(np.mean([0.4, 0.5, 0.0]))
+    assert values["oracle"]["unsubscribe"] == pytest.approx(0.01 / 3)
+    assert all(values["oracle"]["value"] >= v["value"] - 1e-12 for v in values.values())
+
+
+def test_learned_policy_scored_by_probabilities_and_choices() -> None:
+    out = _outcomes()
+    probs = np.array([[0.1, 0.9, 0.0, 0.0], [0.0, 0.0, 0.5, 0.5], [1.0, 0.0, 0.0, 0.0]])
+    values = policy_values(out, action_ids=ACTIONS, learned_probs=probs, learned_greedy=np.array([1, 3, 0]))
+    assert values["learned"]["value"] == pytest.approx(np.mean([0.36, 0.4, 0.0]))
+    assert values["learned_greedy"]["value"] == pytest.approx(values["oracle"]["value"])
+    assert normalised(values["learned_greedy"]["value"], values["random"]["value"], values["oracle"]["value"]) == 1.0
+    assert normalised(values["random"]["value"], values["random"]["value"], values["oracle"]["value"]) == 0.0
+
+
+def test_exact_outcomes_are_the_worlds_expected_rewards(cfg: NurtureConfig) -> None:
+    """The bench's per-action numbers equal ``World.expected_reward`` at the same send times."""
+    world = World(cfg, SimulatorConfig.from_config(cfg, overrides={"leads": 20, "days": 3}))
+    space, spec = ActionSpace.from_config(cfg), RewardSpec.from_config(cfg)
+    decided = datetime(2026, 9, 2, tzinfo=UTC)
+    leads = ["us-000001", "eu-000002", "us-000003"]
+    send_at = [{a.action_id: decided + (a.wait or timedelta(0)) + timedelta(hours=i) for a in space.actions
+                if a.channel} for i in range(len(leads))]
+    allowed = np.ones((len(leads), len(space.action_ids)), dtype=bool)
+    allowed[1, 2] = False
+    out = exact_outcomes(world, leads, send_at, allowed, space=space, spec=spec)
+    for i, lead in enumerate(leads):
+        for j, action in enumerate(space.action_ids):
+            if not allowed[i, j]:
+                assert np.isnan(out.value[i, j])
+                continue
+            expected = world.expected_reward(lead, action, decided, spec, action_space=space,
+                                             send_at=send_at[i].get(action))
+            assert out.value[i, j] == pytest.approx(expected, abs=1e-12)
+    values = policy_values(out, action_ids=space.action_ids)
+    assert values["oracle"]["value"] >= max(v["value"] for v in values.values()) - 1e-12
+
+
+def test_evidence_lambda_recovers_the_noise_to_signal_ratio() -> None:
+    """λ = σ²/τ² for data drawn from the model; the auto fit shrinks a pure-noise action to its prior."""
+    rng = np.random.default_rng(1)
+    n, d = 4000, 6
+    x = np.c_[np.ones(n), rng.normal(size=(n, d - 1))]
+    theta = rng.normal(scale=0.5, size=d)
+    r = x @ theta + rng.normal(scale=2.0, size=n)
+    lam = evidence_lambda(x.T @ x, x.T @ r, float(r @ r), float(n))
+    assert 4.0 / 0.25 / 3 < lam < 4.0 / 0.25 * 3
+    noise = rng.normal(size=n)
+    stats = statistics_from_arrays(np.r_[x, x], ["a"] * n + ["b"] * n, np.r_[r, noise], action_ids=("a", "b"))
+    fitted = fit_linear_bandit(stats, auto_lambda=True)
+    assert np.abs(fitted.theta[1]).max() < 0.05 < np.abs(fitted.theta[0]).max()
+
+
+def test_a_tiny_run_reports_every_policy(spark: SparkSession, cfg: NurtureConfig) -> None:
+    light = cfg.model_copy(update={"extra": {**cfg.extra, "learning": {
+        **cfg.section("learning"), "ope_bootstrap": 20, "thompson_draws": 200, "min_training_examples": 20}}})
+    run = PolicyQualityRun(spark, light, leads=60, days=8, eval_days=1, seed=3, train_every=8, log=lambda _: None)
+    result = run.run()
+    policies = result["policies"]
+    assert {"random", "oracle", "learned", "learned_greedy", "linear_ceiling", "fixed:hold"} <= set(policies)
+    assert {f"fixed:{a}" for a in run.action_ids} <= set(policies)
+    assert result["evaluation_lead_days"] > 0 and result["decisions_logged"] > result["evaluation_lead_days"]
+    oracle = policies["oracle"]["value_per_1000"]
+    assert all(oracle >= p["value_per_1000"] - 1e-9 for p in policies.values())
+    assert policies["random"]["normalised_score"] == pytest.approx(0.0)
+    assert policies["oracle"]["normalised_score"] == pytest.approx(1.0)
+    assert result["best_fixed_cadence"] in run.action_ids
+    assert set(result["targets"]) == {"score_at_least_0.8", "beats_best_fixed", "unsubscribe_not_higher_than_best_fixed"}
+    assert result["trainings"] and result["trainings"][-1]["day"] == 8
+    assert result["normalised_score"] == pytest.approx(policies["learned"]["normalised_score"])
+
+
+def test_training_rewards_count_only_the_decisions_own_responses(spark: SparkSession) -> None:
+    """``explicit``: organic events credited by last-touch attribution do not count; ``engagement``:
+    the positive part becomes its channel's mean over engaged decisions, harm stays as observed."""
+    from nurture_lake.policy import explicit_rewards
+
+    spec = RewardSpec(weights={"email_open": 0.1, "email_reply": 5.0, "email_click": 1.0, "email_unsubscribe": -5.0},
+                      channel_cost={"email": 0.05})
+    outcomes = spark.createDataFrame([
+        ("d1", "email", ["e1", "e2", "o1"]),   # open + reply of its own, an organic click credited to it
+        ("d2", "email", ["e3", "e4"]),         # open + unsubscribe
+        ("d3", "email", ["o2"]),               # only organic activity
+        ("d4", None, []),                       # hold
+    ], "decision_id string, channel string, attributed_event_ids array<string>")
+    events = spark.createDataFrame([
+        ("e1", "email_open", "d1"), ("e2", "email_reply", "d1"), ("o1", "email_click", None),
+        ("e3", "email_open", "d2"), ("e4", "email_unsubscribe", "d2"), ("o2", "email_click", None),
+    ], "event_id string, event_type string, decision_id string")
+    explicit = {r.decision_id: (r.reward, r.harm) for r in explicit_rewards(outcomes, events, reward=spec).collect()}
+    assert explicit["d1"] == (pytest.approx(5.1 - 0.05), False)
+    assert explicit["d2"] == (pytest.approx(0.1 - 5.0 - 0.05), True)
+    assert explicit["d3"] == (pytest.approx(-0.05), False)
+    assert explicit["d4"] == (0.0, False)
+    rb = {r.decision_id: r.reward for r in explicit_rewards(outcomes, events, reward=spec, engagement_means=True).collect()}
+    mean_positive = (5.1 + 0.1) / 2
+    assert rb["d1"] == pytest.approx(mean_positive - 0.05)
+    assert rb["d2"] == pytest.approx(mean_positive - 5.0 - 0.05)
+    assert rb["d3"] == pytest.approx(-0.05) and rb["d4"] == 0.0
+
+
+def test_bootstrap_intervals_resample_leads() -> None:
+    from bench.bench_policy_quality import bootstrap_intervals
+
+    rng = np.random.default_rng(0)
+    n = 400
+    leads = [f"L{i // 2}" for i in range(n)]          # two lead-days per lead
+    oracle = rng.uniform(0.5, 1.0, n)
+    values = {"random": np.zeros(n), "oracle": oracle, "fixed:a": 0.2 * oracle, "learned": 0.5 * oracle,
+              "learned_greedy": oracle}
+    ci = bootstrap_intervals(values, leads, best_fixed="fixed:a", n_boot=200)
+    assert ci["normalised_score_learned"] == pytest.approx([0.5, 0.5])   # exactly half of the gap in every resample
+    assert ci["normalised_score_learned_greedy"] == pytest.approx([1.0, 1.0])
+    lo, hi = ci["learned_minus_best_fixed_per_1000"]
+    assert lo < 1000 * float(np.mean(0.3 * oracle)) < hi
