@@ -21,6 +21,8 @@ BENCHES: dict[str, str] = {
     "train": "bench.bench_train",
     "ope": "bench.bench_ope",
     "kafka": "bench.bench_kafka",
+    "scoring": "bench.bench_scoring",
+    "policy": "bench.bench_policy_quality",
 }
 
 

@@ -13,19 +13,20 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType
 
 from nurture_lake.actions import HOLD, ActionSpace, parse_duration
 from nurture_lake.config import ConfigError, NurtureConfig
 from nurture_lake.guardrails import GuardrailConfig, apply_guardrails, gate_budgets
 from nurture_lake.policy import score_decisions
 from nurture_lake.policy.scoring import Policy
-from nurture_lake.schemas import GOLD_CADENCE_DECISIONS
+from nurture_lake.schemas import GOLD_CADENCE_DECISIONS, GUARDRAIL_RESULT
 
 CONSENT_CHANNELS: tuple[str, ...] = ("email", "push", "chat", "sms")
 
@@ -127,7 +128,7 @@ def decide(
     touches: DataFrame,
     policy: Policy,
     baseline: Policy,
-    guardrails: GuardrailConfig,
+    guardrails: GuardrailConfig | None,
     action_space: ActionSpace,
     settings: ScoringSettings,
     lineage: Lineage,
@@ -141,11 +142,18 @@ def decide(
     ``propensity`` is exactly the probability the chosen action had. Holdout leads are scored by
     ``baseline`` instead of ``policy``; ``seed`` (the serving policy's) seeds every draw. Budgets are gated before sampling (a stable quota of leads
     per channel), which keeps propensities exact.
+
+    ``guardrails=None`` evaluates no rule at all: every action is allowed, a touch is sent after its
+    wait, and the ``guardrails`` column is empty. It is the no-guardrails baseline of the scoring
+    benchmark, never a way to serve decisions (the ``score`` job always passes the configured rules).
     """
     recent_s = int(parse_duration(settings.review_after).total_seconds())
     candidates = guardrail_candidates(due, features=features, flags=flags, touches=touches, recent_window_s=recent_s)
-    guarded = apply_guardrails(candidates, config=guardrails, action_space=action_space)
-    gated = gate_budgets(guarded, config=guardrails, action_space=action_space, spent_so_far=spent_so_far)
+    if guardrails is None:
+        gated = _unguarded(candidates, action_space=action_space)
+    else:
+        guarded = apply_guardrails(candidates, config=guardrails, action_space=action_space)
+        gated = gate_budgets(guarded, config=guardrails, action_space=action_space, spent_so_far=spent_so_far)
     keyed = gated.withColumn("decision_id", decision_id_col()).withColumn("holdout", holdout_col(settings))
 
     learned = score_decisions(keyed.where(~F.col("holdout")), policy, seed=seed, recent_col="recent_touch")
@@ -154,6 +162,22 @@ def decide(
         held.withColumn("policy_kind", F.lit("holdout_baseline"))
     )
     return _decision_rows(scored, action_space=action_space, lineage=lineage, baseline=baseline)
+
+
+def _unguarded(candidates: DataFrame, *, action_space: ActionSpace) -> DataFrame:
+    """The columns :func:`apply_guardrails` adds, with no rule: every action allowed, no deferral."""
+    touches = [a for a in action_space.actions if not a.is_hold]
+    start = F.unix_micros(F.col("decided_at"))
+    waits = {a.action_id: (a.wait or timedelta(0)) // timedelta(microseconds=1) for a in touches}
+    send_at = F.create_map(*[
+        x for action, wait in waits.items() for x in (F.lit(action), F.timestamp_micros(start + F.lit(wait)))
+    ]).cast("map<string,timestamp>")
+    return candidates.select(
+        *[F.col(c) for c in candidates.columns if c not in ("allowed_actions", "guardrails", "send_at")],
+        F.array(F.lit(HOLD), *[F.lit(a.action_id) for a in touches]).alias("allowed_actions"),
+        F.array().cast(ArrayType(GUARDRAIL_RESULT)).alias("guardrails"),
+        send_at.alias("send_at"),
+    )
 
 
 def _decision_rows(scored: DataFrame, *, action_space: ActionSpace, lineage: Lineage, baseline: Policy) -> DataFrame:
