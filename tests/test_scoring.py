@@ -139,3 +139,27 @@ def test_upsert_is_idempotent(spark: SparkSession, cfg: NurtureConfig) -> None:
     assertDataFrameEqual(table.read(spark), first)
     assert table.read(spark).select("decision_id").distinct().count() == 6
     assert table.read(spark).where(F.col("propensity").isNull()).count() == 0
+
+
+def test_due_leads_catches_up_leads_never_decided(spark: SparkSession) -> None:
+    """A lead whose trigger reached an earlier batch before identity linked it is due at the next batch."""
+    batch = spark.createDataFrame([
+        ("e9", "A", "us", "web_visit", datetime(2026, 11, 10, 14), None, None),
+    ], EV)
+    all_events = batch.unionByName(spark.createDataFrame([
+        ("e1", "B", "us", "web_visit", datetime(2026, 11, 10, 8), None, None),    # B: never decided → caught up
+        ("e2", "B", "us", "form_submit", datetime(2026, 11, 10, 9), None, None),  # B's latest trigger
+        ("e3", "C", "us", "web_visit", datetime(2026, 11, 10, 8), None, None),    # C was decided: not again
+        ("e4", "D", "us", "email_open", datetime(2026, 11, 10, 8), "email", None),  # not a trigger type
+        ("e5", "A", "us", "web_visit", datetime(2026, 11, 10, 7), None, None),    # A is due by this batch already
+    ], EV))
+    decisions = spark.createDataFrame([
+        ("d1", "C", "us", datetime(2026, 11, 10, 9), None, None),
+    ], DEC)
+    due = due_leads(batch, decisions, since=datetime(1970, 1, 1), now=NOW,
+                    trigger_event_types=("web_visit", "form_submit"), review_after="3d",
+                    undecided_events=all_events)
+    assertDataFrameEqual(due, [
+        Row(lead_id="A", region="us", decided_at=NOW, trigger="e9", trigger_type="event"),
+        Row(lead_id="B", region="us", decided_at=NOW, trigger="e2", trigger_type="event"),
+    ])

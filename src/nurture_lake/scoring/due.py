@@ -41,6 +41,15 @@ def touch_history(decisions: DataFrame | None, lead_events: DataFrame) -> DataFr
     )
 
 
+def _latest_trigger(events: DataFrame, *, now: datetime) -> DataFrame:
+    """Per lead, its latest event (by ``occurred_at``, then ``event_id``) as an event trigger decided at ``now``."""
+    latest = Window.partitionBy("lead_id").orderBy(F.col("occurred_at").desc(), F.col("event_id").desc())
+    return events.withColumn("_r", F.row_number().over(latest)).where("_r = 1").select(
+        "lead_id", "region", F.lit(now).cast("timestamp").alias("decided_at"),
+        F.col("event_id").alias("trigger"), F.lit("event").alias("trigger_type"),
+    )
+
+
 def due_leads(
     lead_events: DataFrame,
     decisions: DataFrame | None,
@@ -49,22 +58,32 @@ def due_leads(
     now: datetime,
     trigger_event_types: tuple[str, ...],
     review_after: str,
+    undecided_events: DataFrame | None = None,
 ) -> DataFrame:
     """Leads due at ``now``: (lead_id, region, decided_at, trigger, trigger_type).
 
     Event triggers are trigger-type events that occurred in ``(since, now]``; the latest one per
     lead names the decision's trigger. Reviews are leads whose last decision is at least
     ``review_after`` old. Leads with a touch still pending at ``now`` are left out.
+
+    ``undecided_events`` (the region's lead events, optional) catches up leads that have a trigger
+    event up to ``now`` but no decision at all — e.g. their first events reached the scorer before
+    identity linked them to a lead. They are due, triggered by their latest such event (so the
+    decision id is the one an on-time decision would have had).
     """
     fresh = lead_events.where(
         F.col("event_type").isin(*trigger_event_types)
         & (F.col("occurred_at") > F.lit(since)) & (F.col("occurred_at") <= F.lit(now))
     )
-    latest = Window.partitionBy("lead_id").orderBy(F.col("occurred_at").desc(), F.col("event_id").desc())
-    by_event = fresh.withColumn("_r", F.row_number().over(latest)).where("_r = 1").select(
-        "lead_id", "region", F.lit(now).cast("timestamp").alias("decided_at"),
-        F.col("event_id").alias("trigger"), F.lit("event").alias("trigger_type"),
-    )
+    by_event = _latest_trigger(fresh, now=now)
+    if undecided_events is not None:
+        missed = undecided_events.where(
+            F.col("event_type").isin(*trigger_event_types) & (F.col("occurred_at") <= F.lit(now))
+        )
+        if decisions is not None:
+            missed = missed.join(decisions.select("lead_id").distinct(), "lead_id", "left_anti")
+        missed = missed.join(fresh.select("lead_id").distinct(), "lead_id", "left_anti")
+        by_event = by_event.unionByName(_latest_trigger(missed, now=now))
     if decisions is None:
         return by_event
     last = decisions.groupBy("lead_id").agg(

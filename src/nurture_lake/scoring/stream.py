@@ -46,19 +46,24 @@ def score_batch(
     existing = table.read(spark) if table.exists(spark) else None
     # Every event of this batch counts as new, whatever its event time (late events trigger too).
     window_start = datetime(1970, 1, 1, tzinfo=UTC)
+    events = lead_events(spark, lake, region)
+    # Leads never decided are caught up too: their first events may have reached an earlier batch
+    # before identity linked them to a lead (those events had no lead_id then).
     due = due_leads(
         fresh.withColumn("occurred_at", F.least(F.col("occurred_at"), F.lit(now))), existing,
         since=window_start, now=now, trigger_event_types=settings.trigger_event_types,
         review_after=settings.review_after,
+        undecided_events=events.withColumn("occurred_at", F.least(F.col("occurred_at"), F.lit(now))),
     ).where(F.col("region") == region).localCheckpoint()
     n_due = due.count()
     if n_due == 0:
         return 0, 0
-    decisions = score_region(
-        spark, lake, region, due, events=lead_events(spark, lake, region), known_at=now,
-        batch_id=batch_id, job_run_id=job_run_id,
+    score_region(
+        spark, lake, region, due, events=events, known_at=now, batch_id=batch_id, job_run_id=job_run_id,
     )
-    return n_due, decisions.count()
+    # Rows this run inserted for this batch: a replayed batch (after a restart, a new run id) inserts none.
+    inserted = table.read(spark).where((F.col("job_run_id") == job_run_id) & (F.col("batch_id") == batch_id))
+    return n_due, inserted.count()
 
 
 def run_scoring(
