@@ -48,12 +48,15 @@ def score_batch(
     window_start = datetime(1970, 1, 1, tzinfo=UTC)
     events = lead_events(spark, lake, region)
     # Leads never decided are caught up too: their first events may have reached an earlier batch
-    # before identity linked them to a lead (those events had no lead_id then).
+    # before identity linked them to a lead (those events had no lead_id then). Only events ingested
+    # by this batch's newest count, so a replayed batch decides what it decided the first time.
+    horizon = batch.agg(F.max("ingested_at")).first()[0]
+    caught_up = events.where(F.col("ingested_at") <= F.lit(horizon)) if horizon is not None else events.limit(0)
     due = due_leads(
         fresh.withColumn("occurred_at", F.least(F.col("occurred_at"), F.lit(now))), existing,
         since=window_start, now=now, trigger_event_types=settings.trigger_event_types,
         review_after=settings.review_after,
-        undecided_events=events.withColumn("occurred_at", F.least(F.col("occurred_at"), F.lit(now))),
+        undecided_events=caught_up.withColumn("occurred_at", F.least(F.col("occurred_at"), F.lit(now))),
     ).where(F.col("region") == region).localCheckpoint()
     n_due = due.count()
     if n_due == 0:
