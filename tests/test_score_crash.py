@@ -1,5 +1,5 @@
 """Crash safety of scoring: SIGKILL the streaming ``score`` job mid-stream, restart it, and neither
-duplicate nor lose a decision. (Also: ``decide(guardrails=None)``, the scoring benchmark's baseline.)
+duplicate nor lose a decision.
 
 The lake is built with the library (simulate → ingest → identity → features) plus a few CRM-imported
 leads ("W leads") that are known to the identity graph but have no trigger event yet. While the
@@ -37,19 +37,15 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from nurture_lake.actions import ActionSpace
 from nurture_lake.config import NurtureConfig, load_config
 from nurture_lake.features import update_lead_features
 from nurture_lake.identity import attach_lead_id, identity_tables, run_region
 from nurture_lake.ingest import run_ingest
-from nurture_lake.policy import LoggingPolicy
-from nurture_lake.schemas import GOLD_CADENCE_DECISIONS
-from nurture_lake.scoring import ScoringSettings, decide
+from nurture_lake.scoring import ScoringSettings
 from nurture_lake.scoring.run import decisions_table
 from nurture_lake.scoring.stream import run_scoring
 from nurture_lake.simulator import SimulatorConfig, World
 from nurture_lake.tables import Lake
-from tests.test_scoring import NOW, _inputs, _lineage
 
 REGION = "us"
 WAVES = 3
@@ -243,22 +239,3 @@ def test_sigkill_mid_stream_then_restart_duplicates_and_loses_no_decision(spark:
     assertDataFrameEqual(crashed.where("batch_id <= 1").select(*KEPT), killed_run)
     # Every decision carries its full lineage.
     assert crashed.where(" OR ".join(f"{c} IS NULL" for c in LINEAGE)).count() == 0
-
-
-def test_decide_without_guardrails_allows_every_action(spark: SparkSession, cfg: NurtureConfig) -> None:
-    """``guardrails=None`` (the benchmark's baseline): no rule evaluated, every action allowed, no deferral."""
-    due, features, flags, touches = _inputs(spark, n=12)  # nobody consented to chat; lead 0 unsubscribed from email
-    space = ActionSpace.from_config(cfg)
-    policy = LoggingPolicy(space.action_ids, kind="uniform", floor=0.1, seed=7)
-    out = decide(due, features=features, flags=flags, touches=touches, policy=policy, baseline=policy,
-                 guardrails=None, action_space=space, settings=ScoringSettings(), lineage=_lineage(), seed=7)
-    assert out.schema.simpleString() == GOLD_CADENCE_DECISIONS.simpleString()
-    every = sorted(space.action_ids)
-    assertDataFrameEqual(
-        out.select("lead_id", F.array_sort(F.map_keys("action_probs")).alias("allowed"), "guardrails"),
-        [(f"L{i:03d}", every, []) for i in range(12)],
-    )
-    for r in out.collect():
-        assert r["propensity"] == r["action_probs"][r["action_id"]]
-        wait = space.parse(r["action_id"]).wait
-        assert r["send_at"] == (None if wait is None else NOW + wait)  # sent after its wait, never deferred

@@ -163,3 +163,22 @@ def test_due_leads_catches_up_leads_never_decided(spark: SparkSession) -> None:
         Row(lead_id="A", region="us", decided_at=NOW, trigger="e9", trigger_type="event"),
         Row(lead_id="B", region="us", decided_at=NOW, trigger="e2", trigger_type="event"),
     ])
+
+
+def test_decide_without_guardrails_allows_every_action(spark: SparkSession, cfg: NurtureConfig) -> None:
+    """``guardrails=None`` (the benchmark's baseline): no rule evaluated, every action allowed, no deferral."""
+    due, features, flags, touches = _inputs(spark, n=12)  # nobody consented to chat; lead 0 unsubscribed from email
+    space = ActionSpace.from_config(cfg)
+    policy = LoggingPolicy(space.action_ids, kind="uniform", floor=0.1, seed=7)
+    out = decide(due, features=features, flags=flags, touches=touches, policy=policy, baseline=policy,
+                 guardrails=None, action_space=space, settings=ScoringSettings(), lineage=_lineage(), seed=7)
+    assert out.schema.simpleString() == GOLD_CADENCE_DECISIONS.simpleString()
+    every = sorted(space.action_ids)
+    assertDataFrameEqual(
+        out.select("lead_id", F.array_sort(F.map_keys("action_probs")).alias("allowed"), "guardrails"),
+        [(f"L{i:03d}", every, []) for i in range(12)],
+    )
+    for r in out.collect():
+        assert r["propensity"] == r["action_probs"][r["action_id"]]
+        wait = space.parse(r["action_id"]).wait
+        assert r["send_at"] == (None if wait is None else NOW + wait)  # sent after its wait, never deferred
