@@ -96,10 +96,13 @@ def run_ingest(
     ``source`` defaults to :func:`landing_stream`; the Kafka source passes its own stream with the
     same ``value`` column plus Kafka lineage columns and ``source_name="kafka"``.
     """
-    with metrics_listener(spark, lake):  # progress of every micro-batch → global.ops.stream_metrics
-        run = start_ingest(spark, lake, region, once=once, source=source, source_name=source_name, progress=progress)
-        await_query(run.query, once=once, timeout_s=timeout_s, name=f"ingest {region}")
-    return run.counts
+    outcome = run_ingest_regions(
+        spark, lake, [region], once=once, sources={region: source} if source is not None else None,
+        source_name=source_name, timeout_s=timeout_s, progress=progress,
+    )[region]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
 
 def run_ingest_regions(
@@ -122,7 +125,7 @@ def run_ingest_regions(
     """
     out: dict[str, IngestCounts | BaseException] = {}
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    with metrics_listener(spark, lake):
+    with metrics_listener(spark, lake):  # progress of every micro-batch → global.ops.stream_metrics
         runs: list[IngestRun] = []
         for region in regions:
             try:
