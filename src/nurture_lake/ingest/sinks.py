@@ -1,8 +1,8 @@
 """One micro-batch of raw landing rows → bronze, quarantine, silver, identifier vault, consent.
 
 Exactly-once across restarts: appends (bronze, quarantine, silver) carry Delta's idempotent-write
-options (``txnAppId`` + ``txnVersion = batch_id``) so a replayed batch is skipped, and the MERGEs
-(vault, consent) are insert-only on natural keys, so replaying them changes nothing. Duplicates of
+options (``txnAppId`` + ``txnVersion = batch_id``) so a replayed batch is skipped; the vault appends
+only keys it lacks and the consent MERGEs are insert-only on natural keys, so replaying them changes nothing. Duplicates of
 earlier batches are found by ``event_id`` against silver before the append (a replay of the same
 batch and file is not a duplicate). The order (bronze → quarantine → silver → vault → consent)
 means a replay after a partial failure redoes only what is missing.
