@@ -134,9 +134,10 @@ EVENT_SCHEMA = StructType([
     StructField("ingested_at", TimestampType(), False),
     StructField("decision_id", StringType(), True),
     StructField("tz_prop", StringType(), True),
+    StructField("stage_prop", StringType(), True),
 ])
-"""The slice of ``silver.events`` (+ ``lead_id``) that features and attribution read; ``tz_prop`` becomes
-``properties.timezone`` of ``lead_created`` events."""
+"""The slice of ``silver.events`` (+ ``lead_id``) that features and attribution read; ``tz_prop`` and
+``stage_prop`` become ``properties.timezone`` and ``properties.lifecycle_stage`` of ``lead_created`` events."""
 
 DECISION_SCHEMA = StructType([
     StructField("decision_id", StringType(), False),
@@ -178,7 +179,8 @@ def organic_events(cfg: NurtureConfig, world: World) -> pd.DataFrame:
     """The world's organic events as lead events (see the module docstring for what is simplified).
 
     Columns: ``event_id, lead_id, region, event_type, channel, occurred, ingested`` (epoch seconds),
-    ``decision_id`` (None) and ``tz_prop`` (the ``timezone`` property of ``lead_created``).
+    ``decision_id`` (None), ``tz_prop`` and ``stage_prop`` (the ``timezone`` and ``lifecycle_stage``
+    properties of ``lead_created``, as the CRM sends them).
     """
     sim = world.sim
     start, end = horizon(sim)
@@ -204,13 +206,15 @@ def organic_events(cfg: NurtureConfig, world: World) -> pd.DataFrame:
                 if web_only and bool(pop.anonymous[found]):
                     continue  # the lake never links an anonymous lead's web identifiers to its e-mail
                 occurred = datetime.fromisoformat(event["occurred_at"]).timestamp()
+                created = event["event_type"] == "lead_created"
+                props = event.get("properties") or {}
                 rows.append((
                     event["event_id"], pop.sim_lead_id(found), region, event["event_type"], event["channel"],
                     int(occurred), max(ingested, int(occurred)), None,
-                    (event.get("properties") or {}).get("timezone") if event["event_type"] == "lead_created" else None,
+                    props.get("timezone") if created else None, props.get("lifecycle_stage") if created else None,
                 ))
     return pd.DataFrame(rows, columns=["event_id", "lead_id", "region", "event_type", "channel", "occurred",
-                                       "ingested", "decision_id", "tz_prop"])
+                                       "ingested", "decision_id", "tz_prop", "stage_prop"])
 
 
 def response_rows(events: Sequence[Mapping[str, Any]], lead_of: Mapping[str, str]) -> list[tuple[Any, ...]]:
@@ -220,7 +224,7 @@ def response_rows(events: Sequence[Mapping[str, Any]], lead_of: Mapping[str, str
         occurred = int(datetime.fromisoformat(str(event["occurred_at"])).timestamp())
         decision = str(event["decision_id"])
         out.append((event["event_id"], lead_of[decision], event["region"], event["event_type"], event["channel"],
-                    occurred, occurred, decision, None))
+                    occurred, occurred, decision, None, None))
     return out
 
 
@@ -231,11 +235,14 @@ def events_frame(spark: SparkSession, events: pd.DataFrame) -> DataFrame:
         "event_type": events["event_type"], "channel": events["channel"],
         "occurred_at": pd.to_datetime(events["occurred"], unit="s", utc=True),
         "ingested_at": pd.to_datetime(events["ingested"], unit="s", utc=True),
-        "decision_id": events["decision_id"], "tz_prop": events["tz_prop"],
+        "decision_id": events["decision_id"], "tz_prop": events["tz_prop"], "stage_prop": events["stage_prop"],
     })
     df = spark.createDataFrame(pdf, EVENT_SCHEMA)
-    props = F.when(F.col("tz_prop").isNotNull(), F.create_map(F.lit("timezone"), F.col("tz_prop")))
-    return df.withColumn("properties", props).drop("tz_prop")
+    props = F.when(F.col("tz_prop").isNotNull(), F.map_filter(
+        F.create_map(F.lit("timezone"), F.col("tz_prop"), F.lit("lifecycle_stage"), F.col("stage_prop")),
+        lambda _k, v: v.isNotNull(),
+    ))
+    return df.withColumn("properties", props).drop("tz_prop", "stage_prop")
 
 
 # ---------------------------------------------------------------------------------------------- values
@@ -445,8 +452,9 @@ class PolicyQualityRun:
         seed: int,
         train_every: int = 7,
         log: Callable[[str], None] = print,
+        dump: Path | None = None,
     ) -> None:
-        self.spark, self.cfg, self.log = spark, cfg, log
+        self.spark, self.cfg, self.log, self.dump = spark, cfg, log, dump
         self.days, self.eval_days, self.train_every = days, eval_days, train_every
         self.sim = SimulatorConfig.from_config(cfg, overrides={
             "seed": seed, "leads": leads, "days": days + eval_days + 1, "bad_record_rate": 0.0,
@@ -730,6 +738,14 @@ class PolicyQualityRun:
         )
         summary = self._summary(values, outcomes, learning)
         summary["intervals_95"] = intervals
+        if self.dump is not None:  # the diagnostic arrays (contexts, exact values, masks) for offline study
+            np.savez_compressed(
+                self.dump, action_ids=np.array(self.action_ids),
+                learn_contexts=np.concatenate([t.contexts for t in learning]),
+                learn_values=np.concatenate([t.outcomes.value for t in learning]),
+                eval_contexts=contexts, eval_values=outcomes.value, eval_unsubscribe=outcomes.unsubscribe,
+                eval_allowed=mask, eval_leads=np.array([lead for t in evaluation for lead in t.leads]),
+            )
         return summary
 
     def _summary(self, values: dict[str, dict[str, float]], outcomes: ActionOutcomes,
@@ -801,13 +817,17 @@ def run(
     spark: SparkSession | None = None,
     cfg: NurtureConfig | None = None,
     log: Callable[[str], None] = print,
+    dump: Path | None = None,
 ) -> dict[str, Any]:
-    """One learning run and its evaluation (see the module docstring); returns the report dict."""
+    """One learning run and its evaluation (see the module docstring); returns the report dict.
+
+    ``dump``: also write the learning and evaluation arrays (contexts, exact values, masks) there (``.npz``).
+    """
     with tempfile.TemporaryDirectory(prefix="nl-policy-bench-") as tmp:
         config = cfg or bench_config(Path(tmp))
         session = spark or get_spark(config, app_name="nurture_lake.bench_policy_quality")
         result = PolicyQualityRun(session, config, leads=leads, days=days, eval_days=eval_days, seed=seed,
-                                  train_every=train_every, log=log).run()
+                                  train_every=train_every, log=log, dump=dump).run()
     result["load_average"] = [round(x, 2) for x in os.getloadavg()]
     return result
 
@@ -859,10 +879,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-days", type=int, default=DEFAULT_EVAL_DAYS,
                         help="daily evaluation rounds after the learning phase (default 7)")
     parser.add_argument("--train-every", type=int, default=7, help="days between trainings (default 7)")
+    parser.add_argument("--dump", type=Path, default=None,
+                        help="also save the contexts and exact values of every lead-day here (.npz)")
     args = parser.parse_args(argv)
     os.environ["TZ"] = "UTC"  # collected timestamps come back naive in the process time zone
     time.tzset()
-    result = run(args.leads, args.days, seed=args.seed, eval_days=args.eval_days, train_every=args.train_every)
+    result = run(args.leads, args.days, seed=args.seed, eval_days=args.eval_days, train_every=args.train_every,
+                 dump=args.dump)
     out = PROJECT_ROOT / ".bench" / "bench_policy_quality.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str))

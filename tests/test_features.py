@@ -205,6 +205,80 @@ def test_time_zone_local_hour_and_profile_across_dst(spark: SparkSession, cfg: N
     )
 
 
+# --- CRM stage, channel affinity, hour-of-day match at the send hour --------------------------------------
+
+
+def _send_hour(as_of: datetime, zone: str, offset_h: int, quiet: tuple[int, int] = (21, 8)) -> int:
+    """Independent implementation: local hour of as_of + offset, deferred to the quiet hours' end."""
+    hour = (as_of + timedelta(hours=offset_h)).replace(tzinfo=UTC).astimezone(ZoneInfo(zone)).hour
+    return quiet[1] if (hour >= quiet[0] or hour < quiet[1]) else hour
+
+
+def _hour_match(engaged_hours: list[int], send_hour: int, *, sd: float = 1.5, prior: float = 0.25) -> float:
+    def kernel(a: int, b: int) -> float:
+        d = abs(a - b) % 24
+        d = min(d, 24 - d)
+        return math.exp(-d * d / (2 * sd * sd))
+
+    total = sum(kernel(h, 0) for h in range(24))
+    hits = sum(kernel(h, send_hour) for h in engaged_hours)
+    return (hits + prior * total) / ((len(engaged_hours) + 24 * prior) * total / 24)
+
+
+def test_crm_stage_channel_share_and_hour_match(spark: SparkSession, cfg: NurtureConfig) -> None:
+    zone = "America/New_York"
+    late = T + timedelta(days=1)
+    engagements = {  # event type → occurred (UTC); New York is UTC-4 after 2026-03-08, UTC-5 before
+        "email_open": datetime(2026, 3, 9, 12, 30),   # 08:30 EDT
+        "web_visit": datetime(2026, 3, 9, 16, 10),    # 12:10 EDT
+        "push_open": datetime(2026, 3, 5, 1, 0),      # 20:00 EST (Mar 4)
+    }
+    ev = (
+        _Events()
+        .add("H", "lead_created", T - timedelta(days=40), props={"timezone": zone, "lifecycle_stage": "mql"})
+        # a later CRM update that was only ingested after as_of: not known yet
+        .add("H", "lead_created", T - timedelta(days=1), ingested=late,
+             props={"timezone": zone, "lifecycle_stage": "sql"})
+        .add("H", "email_sent", T - timedelta(days=2)).add("H", "push_sent", datetime(2026, 3, 4, 23, 0))
+        .add("S", "lead_created", T - timedelta(days=3), props={"timezone": zone, "lifecycle_stage": "dormant"})
+        .add("S", "lead_created", T - timedelta(days=2), props={"timezone": zone, "lifecycle_stage": "sql"})
+    )
+    for event_type, when in engagements.items():
+        ev.add("H", event_type, when)
+    evening = datetime(2026, 3, 10, 3, 0)             # 23:00 EDT: inside the quiet hours
+    requests = [("H", T), ("H", evening), ("S", T), ("Z", T)]
+    feats = compute_features(ev.df(spark), _requests(spark, requests), regions=cfg.regions)
+
+    hours = [when.replace(tzinfo=UTC).astimezone(ZoneInfo(zone)).hour for when in engagements.values()]
+    assert hours == [8, 12, 20]
+    assert [_send_hour(T, zone, 0), _send_hour(T, zone, 4), _send_hour(evening, zone, 0),
+            _send_hour(evening, zone, 4)] == [8, 12, 8, 8]
+    rate = {"email": (1 + 0.5) / (1 + 5), "push": (1 + 0.5) / (1 + 5), "chat": 0.1, "sms": 0.1}
+    share_h = {"email": 2 / 8, "push": 2 / 8, "chat": 1 / 8, "sms": 1 / 8}
+    rows = []
+    for lead, as_of in requests:
+        crm = {"H": "mql", "S": "sql", "Z": None}[lead]
+        if lead == "H":
+            match = [_hour_match(hours, _send_hour(as_of, zone, o)) for o in (0, 4)]
+            share, r = share_h, rate
+        else:  # no engagement: a uniform profile and the priors
+            match, share, r = [1.0, 1.0], dict.fromkeys(rate, 1 / 5), dict.fromkeys(rate, 0.1)
+        rows.append((
+            lead, as_of, *(float(crm == s) for s in ("new", "engaged", "mql", "sql", "dormant")),
+            *(share[c] for c in ("email", "push", "chat", "sms")), *match,
+            *(r[c] * m for c in ("email", "push", "chat", "sms") for m in match),
+        ))
+    cols = [
+        *(f"crm_stage_{s}" for s in ("new", "engaged", "mql", "sql", "dormant")),
+        *(f"channel_share_{c}" for c in ("email", "push", "chat", "sms")), "hour_match_0h", "hour_match_4h",
+        *(f"{c}_engage_index_{o}h" for c in ("email", "push", "chat", "sms") for o in (0, 4)),
+    ]
+    schema = StructType([StructField("lead_id", StringType()), StructField("as_of", TimestampType())]
+                        + [StructField(c, DoubleType()) for c in cols])
+    assertDataFrameEqual(feats.select("lead_id", "as_of", *cols), spark.createDataFrame(rows, schema))
+    assert {"crm_stage_mql", "hour_match_0h", "email_engage_index_4h"} <= set(FEATURE_COLUMNS)
+
+
 # --- no leakage ----------------------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from typing import Literal
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from nurture_lake.features.settings import DAYPARTS, LIFECYCLE_STAGES, FeatureSettings
+from nurture_lake.features.settings import CRM_STAGES, DAYPARTS, LIFECYCLE_STAGES, FeatureSettings
 
 Transform = Literal["identity", "log1p", "recency"]
 
@@ -88,6 +88,35 @@ def describe_features(settings: FeatureSettings | None = None) -> list[FeatureCo
                               "cos(2 pi local_hour / 24) at as_of in the lead's time zone"))
     cols.append(FeatureColumn("local_is_weekend", "local_time", "identity",
                               "1.0 when as_of falls on a local Saturday or Sunday"))
+    for stage in CRM_STAGES:
+        cols.append(FeatureColumn(f"crm_stage_{stage}", "crm_stage", "identity",
+                                  f"1.0 when the latest known lead_created's lifecycle_stage property (CRM) is "
+                                  f"'{stage}', else 0.0"))
+    n_share = len(s.channels) + 1
+    for channel in s.channels:
+        cols.append(FeatureColumn(
+            f"channel_share_{channel}", "affinity", "identity",
+            f"share of the lookback's engagements that were {channel} open/click/reply "
+            f"((n + {s.profile_prior:g}) / (N + {n_share} x {s.profile_prior:g}))",
+        ))
+    quiet = (f", deferred to {s.quiet_hours[1]}:00 when it falls in the quiet hours "
+             f"[{s.quiet_hours[0]}:00, {s.quiet_hours[1]}:00)" if s.quiet_hours else "")
+    for offset in s.send_offsets_hours:
+        cols.append(FeatureColumn(
+            f"hour_match_{offset}h", "profile", "identity",
+            f"hour-of-day engagement profile at the local send hour of as_of + {offset}h{quiet}: lookback "
+            f"engagements weighted by a Gaussian kernel (sd {s.hour_kernel_hours:g} h) of their local hour's "
+            f"distance to it, relative to a uniform profile (1.0 = average; prior {s.hour_prior:g} per hour)",
+        ))
+    longest = max(s.windows_days)
+    for channel in s.channels:
+        kind = s.kinds(channel)[0]
+        for offset in s.send_offsets_hours:
+            cols.append(FeatureColumn(
+                f"{channel}_engage_index_{offset}h", "affinity", "identity",
+                f"{channel}_{kind}_rate_{longest}d x hour_match_{offset}h (expected response to a {channel} "
+                f"touch sent at as_of + {offset}h, up to scale)",
+            ))
     return cols
 
 

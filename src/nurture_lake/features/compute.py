@@ -22,7 +22,15 @@ Definitions (``w`` a window in days, ``age = as_of - occurred_at``):
   ``unsubscribed`` (unsubscribe/complaint) before ``opportunity`` before ``meeting`` before
   ``engaged`` (any engagement) before ``new``;
 * fatigue = sum over touches inside the lookback that came strictly after the last engagement
-  inside the lookback of ``0.5 ** (age_hours / half_life)``.
+  inside the lookback of ``0.5 ** (age_hours / half_life)``;
+* CRM stage: the ``lifecycle_stage`` property (one of ``CRM_STAGES``) of the latest known ``lead_created``;
+* channel share: a channel's open/click/reply events among all engagements inside the lookback;
+* hour match at offset ``o``: the send hour is the local hour of ``as_of + o`` (deferred to the end of
+  ``quiet_hours`` when inside them); every engagement inside the lookback adds a Gaussian kernel of the
+  circular distance between its local hour and the send hour; the smoothed sum is divided by what a
+  uniform profile would give, so 1.0 means "an average hour" for this lead;
+* engage index = the channel's first engagement rate over the longest window × hour match (the
+  simulator-free intuition: P(response) ≈ channel affinity × time-of-day fit).
 """
 
 from __future__ import annotations
@@ -39,10 +47,16 @@ from pyspark.sql.window import Window
 
 from nurture_lake.config import RegionConfig
 from nurture_lake.features.columns import feature_columns
-from nurture_lake.features.settings import DAYPARTS, LIFECYCLE_STAGES, UNSUBSCRIBE_TYPES, FeatureSettings
+from nurture_lake.features.settings import (
+    CRM_STAGES,
+    DAYPARTS,
+    LIFECYCLE_STAGES,
+    UNSUBSCRIBE_TYPES,
+    FeatureSettings,
+)
 
-_SLIM_COLUMNS = ("lead_id", "event_type", "occurred_at", "ingested_at", "region", "tz_prop")
-_HISTORY_FIELDS = ("occurred_at", "ingested_at", "event_type", "tz_prop")
+_SLIM_COLUMNS = ("lead_id", "event_type", "occurred_at", "ingested_at", "region", "tz_prop", "stage_prop")
+_HISTORY_FIELDS = ("occurred_at", "ingested_at", "event_type", "tz_prop", "stage_prop")
 _DAY_S = 86_400.0
 
 
@@ -65,13 +79,15 @@ def valid_zone(column: str) -> Column:
 
 def _slim_events(lead_events: DataFrame, settings: FeatureSettings) -> DataFrame:
     """Only the columns and event types any feature reads; ``tz_prop`` from ``lead_created`` properties."""
-    tz = (
-        F.when(F.col("event_type") == "lead_created", F.col("properties").getItem("timezone"))
-        if "properties" in lead_events.columns else F.lit(None).cast("string")
-    )
+    def prop(name: str) -> Column:
+        if "properties" not in lead_events.columns:
+            return F.lit(None).cast("string")
+        return F.when(F.col("event_type") == "lead_created", F.col("properties").getItem(name))
+
     relevant = F.col("event_type").isin(*settings.relevant_types) & F.col("lead_id").isNotNull()
     return lead_events.where(relevant).select(
-        "lead_id", "event_type", "occurred_at", "ingested_at", "region", tz.alias("tz_prop"),
+        "lead_id", "event_type", "occurred_at", "ingested_at", "region", prop("timezone").alias("tz_prop"),
+        prop("lifecycle_stage").alias("stage_prop"),
     )
 
 
@@ -80,6 +96,28 @@ def _region_zone_map(regions: Mapping[str, RegionConfig]) -> Column:
     for code, region in regions.items():
         pairs += [F.lit(code), F.lit(region.timezone)]
     return F.create_map(*pairs) if pairs else F.create_map().cast("map<string,string>")
+
+
+def _circular_kernel(sd: float) -> float:
+    """Σ over the 24 local hours of the Gaussian kernel of their circular distance to any one hour."""
+    return sum(math.exp(-(min(h, 24 - h) ** 2) / (2 * sd * sd)) for h in range(24))
+
+
+def _send_hour(as_of: Column, timezone: Column, offset_hours: int, quiet: tuple[int, int] | None) -> Column:
+    """Local hour of ``as_of + offset``, deferred to the end of the quiet hours when it falls inside them."""
+    hour = F.hour(F.from_utc_timestamp(as_of + F.expr(f"INTERVAL {int(offset_hours)} HOURS"), timezone))
+    if quiet is None or quiet[0] == quiet[1]:
+        return hour
+    start, end = quiet
+    inside = (hour >= start) | (hour < end) if start > end else (hour >= start) & (hour < end)
+    return F.when(inside, F.lit(end)).otherwise(hour)
+
+
+def _hour_kernel(hour: Column, target: Column, sd: float) -> Column:
+    """Gaussian kernel of the circular distance (hours, mod 24) between two local hours."""
+    diff = F.abs(hour - target) % 24
+    dist = F.least(diff, F.lit(24) - diff).cast("double")
+    return F.exp(-(dist * dist) / F.lit(2 * sd * sd))
 
 
 def _count(cond: Column) -> Column:
@@ -126,11 +164,14 @@ def _features_core(
     zone_evt = F.max(F.when(
         (et == "lead_created") & valid_zone("tz_prop"), F.struct("occurred_at", "tz_prop"),
     )).over(w).getField("tz_prop")
+    crm_evt = F.max(F.when(
+        (et == "lead_created") & F.col("stage_prop").isin(*CRM_STAGES), F.struct("occurred_at", "stage_prop"),
+    )).over(w).getField("stage_prop")
     # One Window operator: the three window aggregates are independent of each other.
     staged = (
         joined.select(
             "*", age_s.alias("_age_s"), F.min("_ev_region").over(w).alias("_w_region"),
-            zone_evt.alias("_w_zone"),
+            zone_evt.alias("_w_zone"), crm_evt.alias("crm_stage"),
             F.max(F.when(is_eng & in_lb, F.col("occurred_at"))).over(w).alias("_last_eng_lb"),
         )
         .withColumn("region", F.coalesce(F.col("_w_region"), F.col("_req_region")))
@@ -138,6 +179,10 @@ def _features_core(
             F.col("_w_zone"), F.try_element_at(_region_zone_map(regions), F.col("region")), F.lit("UTC"),
         ))
     )
+    staged = staged.select("*", *(
+        _send_hour(F.col("as_of"), F.col("timezone"), o, s.quiet_hours).alias(f"_send_hour_{o}")
+        for o in s.send_offsets_hours
+    ))
     age = F.col("_age_s")
     in_lb = age < F.lit(s.lookback_days * _DAY_S)
     local = F.from_utc_timestamp(F.col("occurred_at"), F.col("timezone"))
@@ -161,12 +206,16 @@ def _features_core(
         F.max(F.when(in_lb, F.col("occurred_at"))).alias("last_lb"),
         *(_count(in_lb & (daypart == part)).alias(f"p_{part}") for part in DAYPARTS),
         F.sum(F.when(unanswered, decay)).alias("fatigue"),
+        *(F.sum(F.when(in_lb, _hour_kernel(hour, F.col(f"_send_hour_{o}"), s.hour_kernel_hours))).alias(f"k_{o}")
+          for o in s.send_offsets_hours),
     ]
     # region and timezone are constant per request: grouping by them keeps every buffer fixed-width
     # (hash aggregation with generated code instead of a sort-based fallback).
-    per_type = staged.groupBy("lead_id", "as_of", "region", "timezone", "event_type").agg(*stats)
+    keys = ["lead_id", "as_of", "region", "timezone", "crm_stage"]
+    per_type = staged.groupBy(*keys, "event_type").agg(*stats)
     fields = [f"n_{wd}" for wd in s.windows_days] + ["last_at", "last_lb", *(f"p_{p}" for p in DAYPARTS), "fatigue"]
-    agg = per_type.groupBy("lead_id", "as_of", "region", "timezone").agg(
+    fields += [f"k_{o}" for o in s.send_offsets_hours]
+    agg = per_type.groupBy(*keys).agg(
         F.map_from_entries(F.collect_list(F.when(
             F.col("event_type").isNotNull(), F.struct("event_type", F.struct(*fields)),
         ))).alias("_m"),
@@ -230,6 +279,32 @@ def _features_core(
     out["local_hour_sin"] = F.sin(F.col("local_hour") * F.lit(2 * math.pi / 24))
     out["local_hour_cos"] = F.cos(F.col("local_hour") * F.lit(2 * math.pi / 24))
     out["local_is_weekend"] = F.when(F.dayofweek(local_asof).isin(1, 7), 1.0).otherwise(0.0)
+    for name in CRM_STAGES:
+        out[f"crm_stage_{name}"] = F.when(F.col("crm_stage") == name, 1.0).otherwise(0.0)
+
+    def in_lookback(types: tuple[str, ...] | list[str]) -> Column:
+        acc = total(types, f"p_{DAYPARTS[0]}")
+        for part in DAYPARTS[1:]:
+            acc = acc + total(types, f"p_{part}")
+        return acc
+
+    n_share = len(s.channels) + 1
+    for channel in s.channels:
+        out[f"channel_share_{channel}"] = (
+            (in_lookback([f"{channel}_{k}" for k in s.kinds(channel)]) + F.lit(s.profile_prior))
+            / (F.col("_profile_total") + F.lit(n_share * s.profile_prior))
+        )
+    kernel_sum = _circular_kernel(s.hour_kernel_hours)
+    for o in s.send_offsets_hours:
+        out[f"hour_match_{o}h"] = (
+            (total(eng, f"k_{o}") + F.lit(s.hour_prior * kernel_sum))
+            / ((F.col("_profile_total") + F.lit(24 * s.hour_prior)) * F.lit(kernel_sum / 24))
+        )
+    longest = max(s.windows_days)
+    for channel in s.channels:
+        rate = out[f"{channel}_{s.kinds(channel)[0]}_rate_{longest}d"]
+        for o in s.send_offsets_hours:
+            out[f"{channel}_engage_index_{o}h"] = rate * out[f"hour_match_{o}h"]
 
     names = feature_columns(s)
     assert list(out) == names, "feature expressions out of step with describe_features()"
@@ -305,7 +380,7 @@ def history_events(lead_features: DataFrame) -> DataFrame:
     """The compact history of ``gold.lead_features`` rows as slim lead events (one row per event)."""
     exploded = lead_features.select("lead_id", "region", F.explode("history").alias("_e"))
     return exploded.select(
-        "lead_id", "_e.event_type", "_e.occurred_at", "_e.ingested_at", "region", "_e.tz_prop",
+        "lead_id", "_e.event_type", "_e.occurred_at", "_e.ingested_at", "region", "_e.tz_prop", "_e.stage_prop",
     )
 
 

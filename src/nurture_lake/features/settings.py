@@ -3,7 +3,7 @@
 Example (``conf/<env>.yaml``)::
 
     features:
-      windows_days: [1, 7, 28]
+      windows_days: [1, 7, 28, 90]
       fatigue_half_life_hours: 72
       recency_cap_hours: 720
 
@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from nurture_lake.config import ConfigError, NurtureConfig
 from nurture_lake.schemas import EVENT_TYPES
 
-FEATURE_LOGIC_VERSION = "f1"
+FEATURE_LOGIC_VERSION = "f2"
 """Bumped by hand whenever the *code* of a feature definition changes (settings are hashed separately)."""
 
 ENGAGEMENT_KINDS: tuple[str, ...] = ("open", "click", "reply")
@@ -39,6 +39,9 @@ UNSUBSCRIBE_TYPES: tuple[str, ...] = ("email_unsubscribe", "sms_unsubscribe", "e
 LIFECYCLE_STAGES: tuple[str, ...] = ("new", "engaged", "meeting", "opportunity", "customer", "unsubscribed")
 """Lifecycle stages, in the order of their one-hot columns."""
 
+CRM_STAGES: tuple[str, ...] = ("new", "engaged", "mql", "sql", "dormant")
+"""Values of the CRM's ``lifecycle_stage`` property on ``lead_created`` events, in the order of their one-hots."""
+
 DAYPARTS: tuple[str, ...] = ("weekday_night", "weekday_morning", "weekday_afternoon", "weekday_evening", "weekend")
 """Local day-part buckets of the engagement profile: weekday 0–6h, 6–12h, 12–18h, 18–24h, and Sat/Sun."""
 
@@ -50,7 +53,7 @@ class _Frozen(BaseModel):
 class FeatureSettings(_Frozen):
     """Options of the feature layer (``features`` section). Every field changes ``feature_version``."""
 
-    windows_days: tuple[int, ...] = (1, 7, 28)
+    windows_days: tuple[int, ...] = (1, 7, 28, 90)
     """Count/rate windows in days; a window of ``w`` days covers ``(as_of - w days, as_of]``."""
     channels: tuple[str, ...] = ("email", "push", "chat", "sms")
     """Touch channels (each must have a ``<channel>_sent`` event type)."""
@@ -66,6 +69,16 @@ class FeatureSettings(_Frozen):
     """Pseudo-touches added to every rate's denominator (``alpha + beta``); prior mean = 0.5 / 5 = 0.1."""
     profile_prior: float = 1.0
     """Pseudo-engagements added to every day-part bucket, so a lead with no engagement gets a uniform profile."""
+    send_offsets_hours: tuple[int, ...] = (0, 4)
+    """Send times (hours after ``as_of``) whose local hour the ``hour_match_<o>h`` features score; whole-day
+    waits keep the hour of ``as_of``, so ``0`` covers them."""
+    quiet_hours: tuple[int, int] | None = (21, 8)
+    """Local ``[start, end)`` hours in which a send is deferred to ``end`` (mirror ``guardrails.quiet_hours``);
+    ``None``: sends go out at their offset."""
+    hour_kernel_hours: float = 1.5
+    """Width (sd, hours) of the Gaussian kernel that scores an engagement's local hour against a send hour."""
+    hour_prior: float = 0.25
+    """Pseudo-engagements per local hour (uniform) added to the hour-of-day profile."""
 
     @field_validator("windows_days")
     @classmethod
@@ -94,8 +107,13 @@ class FeatureSettings(_Frozen):
             raise ValueError("recency_cap_hours must not exceed lookback_days * 24")
         if self.rate_prior_engagements <= 0 or self.rate_prior_touches <= self.rate_prior_engagements:
             raise ValueError("need 0 < rate_prior_engagements < rate_prior_touches")
-        if self.profile_prior <= 0:
-            raise ValueError("profile_prior must be positive")
+        if self.profile_prior <= 0 or self.hour_prior <= 0 or self.hour_kernel_hours <= 0:
+            raise ValueError("profile_prior, hour_prior and hour_kernel_hours must be positive")
+        offsets = self.send_offsets_hours
+        if any(o < 0 for o in offsets) or len(set(offsets)) != len(offsets):
+            raise ValueError("send_offsets_hours must be distinct non-negative hours")
+        if self.quiet_hours is not None and not all(0 <= h < 24 for h in self.quiet_hours):
+            raise ValueError("quiet_hours must be two local hours in [0, 24)")
         return self
 
     @classmethod

@@ -35,6 +35,7 @@ HISTORY_EVENT = StructType([
     StructField("ingested_at", TimestampType(), True),
     StructField("event_type", StringType(), True),
     StructField("tz_prop", StringType(), True),           # lead_created 'timezone' property, else null
+    StructField("stage_prop", StringType(), True),        # lead_created 'lifecycle_stage' property (CRM), else null
 ])
 assert tuple(HISTORY_EVENT.fieldNames()) == _HISTORY_FIELDS
 
