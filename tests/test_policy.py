@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 from scipy import stats as sps
 
-from nurture_lake.config import NurtureConfig
+from nurture_lake.config import NurtureConfig, load_config
 from nurture_lake.features import FeatureSettings, context_columns
 from nurture_lake.policy import (
     ExplorationParams,
@@ -29,6 +30,7 @@ from nurture_lake.policy import (
     score_pandas,
     statistics_from_arrays,
     sufficient_statistics,
+    train_policy,
     tune_policy,
 )
 from nurture_lake.policy.ope import policy_estimates, with_target
@@ -104,6 +106,47 @@ def test_linucb_takes_the_upper_bound_and_the_budget_caps_exploration() -> None:
                                   ExplorationParams("linucb", floor=0.06, max_exploration=0.25, scale=1.0))
     # Non-greedy mass capped at 0.25, then the floor 0.06 spread over 3 actions.
     np.testing.assert_allclose(capped[0], [0.94 * 0.75 + 0.02, 0.94 * 0.25 + 0.02, 0.02], atol=1e-12)
+
+
+def test_max_exploration_rate_caps_non_greedy_mass_floor_included() -> None:
+    means = np.array([[0.0, 1.0, 0.5, 0.2], [0.0, 1.0, 0.5, 0.2], [0.3, 0.0, 0.0, 0.0]])
+    widths = np.zeros((3, 4))
+    allowed = np.array([[True, True, True, True], [True, False, True, True], [True, False, False, False]])
+    params = ExplorationParams("softmax", floor=0.3, max_exploration=1.0, temperature=0.5)
+    free = action_probabilities(means, widths, allowed, params)
+    capped = action_probabilities(means, widths, allowed, params.with_changes(max_exploration_rate=0.2))
+    # Row 0: greedy is action 1; the others keep their proportions and share exactly 0.2.
+    others = [0, 2, 3]
+    np.testing.assert_allclose(capped[0, 1], 0.8, atol=1e-12)
+    np.testing.assert_allclose(capped[0, others], 0.2 * free[0, others] / free[0, others].sum(), atol=1e-12)
+    # Row 1: the best action is blocked, so the greedy one is action 2; blocked stays exactly 0.
+    np.testing.assert_allclose(capped[1], [0.2 * free[1, 0] / (free[1, 0] + free[1, 3]), 0.0, 0.8,
+                                           0.2 * free[1, 3] / (free[1, 0] + free[1, 3])], atol=1e-12)
+    # Row 2: a single allowed action keeps probability 1.
+    np.testing.assert_allclose(capped[2], [1.0, 0.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(capped.sum(axis=1), 1.0, atol=1e-12)
+    # Below the cap nothing changes.
+    loose = action_probabilities(means, widths, allowed, params.with_changes(max_exploration_rate=0.99))
+    np.testing.assert_array_equal(loose, free)
+
+
+def test_training_applies_the_strictest_guardrail_exploration_rate(
+    spark: SparkSession, cfg: NurtureConfig, tmp_path: Path,
+) -> None:
+    conf = load_config("local", overrides={
+        "mlflow.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "policy.actions.channels": ["email", "push"], "policy.actions.waits": ["1d"],
+        "guardrails.regions.eu.max_exploration_rate": 0.1,  # stricter than the default 0.2
+    })
+    training = logged_frame(spark, simulate_logged(300, seed=11), partitions=2)
+    settings = LearningSettings(strategy="epsilon_greedy", exploration_floor=0.6, ridge_auto=False,
+                                cold_start_min_examples=0, min_training_examples=10)
+    result = train_policy(spark, conf, training, phase="fit", register=False, settings=settings)
+    assert result.policy is not None and result.policy.action_ids == ACTIONS
+    assert result.policy.exploration.max_exploration_rate == 0.1
+    probs = result.policy.probabilities(np.array([[1.0, 2.0, 0.0], [1.0, 0.0, 2.0]]), np.ones((2, 3), dtype=bool))
+    # The floor alone would leave 0.6 x 2/3 = 0.4 on non-greedy actions; the guardrail allows 0.1.
+    np.testing.assert_allclose(probs, [[0.05, 0.9, 0.05], [0.05, 0.05, 0.9]], atol=1e-12)
 
 
 def test_thompson_probabilities_match_the_gaussian_formula() -> None:

@@ -178,7 +178,8 @@ class GuardrailRules(_Frozen):
     budget: BudgetRules = BudgetRules()
     """Per-channel daily budgets."""
     max_exploration_rate: float = Field(0.2, ge=0.0, le=1.0)
-    """Largest share of decisions the policy may spend on exploration (read by the policy / scoring)."""
+    """Largest share of decisions the policy may spend on exploration: the learned policy's total probability
+    on non-greedy actions (exploration floor included) is capped here when it is fitted (``train_policy``)."""
 
     @field_validator("min_gap")
     @classmethod
@@ -224,6 +225,11 @@ class GuardrailConfig(_Frozen):
     def max_exploration_rate(self) -> float:
         """The default exploration cap (regions may override: use ``for_region``)."""
         return self.defaults.max_exploration_rate
+
+    @property
+    def strictest_exploration_rate(self) -> float:
+        """The smallest exploration cap of any region: what a policy shared by every region must obey."""
+        return min([self.defaults.max_exploration_rate, *(r.max_exploration_rate for r in self.regions.values())])
 
     @classmethod
     def from_mapping(

@@ -37,12 +37,15 @@ class ExplorationParams:
     temperature: float = 0.5
     draws: int = 2000
     seed: int = 7
+    max_exploration_rate: float = 1.0
+    """Guardrail cap (``guardrails.max_exploration_rate``) on the *final* probability of non-greedy actions,
+    exploration floor included; applied last, so the floor shrinks with it when both cannot hold."""
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}; known: {', '.join(STRATEGIES)}")
-        if not 0.0 <= self.floor <= 1.0 or not 0.0 <= self.max_exploration <= 1.0:
-            raise ValueError("floor and max_exploration must lie in [0, 1]")
+        if not all(0.0 <= v <= 1.0 for v in (self.floor, self.max_exploration, self.max_exploration_rate)):
+            raise ValueError("floor, max_exploration and max_exploration_rate must lie in [0, 1]")
         if self.temperature <= 0 or self.draws < 1 or self.scale < 0:
             raise ValueError("temperature must be > 0, draws >= 1, scale >= 0")
 
@@ -166,7 +169,9 @@ def action_probabilities(
     ``means``: expected reward per action; ``widths``: posterior standard deviation of that mean
     (used by ``thompson`` and ``linucb``). The strategy's distribution is first capped so at most
     ``max_exploration`` goes to non-greedy actions, then mixed with the uniform floor:
-    ``p = (1 - floor) · p_strategy + floor / k_allowed``.
+    ``p = (1 - floor) · p_strategy + floor / k_allowed``; finally, when the non-greedy actions together
+    hold more than ``max_exploration_rate``, they are scaled down (keeping their proportions) to exactly
+    that share and the greedy action gets the rest.
     """
     means = np.asarray(means, dtype=np.float64)
     widths = np.asarray(widths, dtype=np.float64)
@@ -187,4 +192,5 @@ def action_probabilities(
     probs = _floor(base, allowed, params.floor)
     probs = np.where(allowed, probs, 0.0)
     total = probs.sum(axis=1, keepdims=True)
-    return np.divide(probs, total, out=np.zeros_like(probs), where=total > 0)
+    probs = np.divide(probs, total, out=np.zeros_like(probs), where=total > 0)
+    return _budget(probs, greedy, params.max_exploration_rate)

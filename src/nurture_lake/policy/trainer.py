@@ -26,6 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from nurture_lake.actions import ActionSpace
 from nurture_lake.config import NurtureConfig
+from nurture_lake.guardrails.config import GuardrailConfig
 from nurture_lake.policy.bandit import LinearBandit, sufficient_statistics
 from nurture_lake.policy.cold_start import fit_engagement_prior
 from nurture_lake.policy.gate import GateDecision, evaluate_gate, write_gate_decision
@@ -65,6 +66,12 @@ def _configured_params(settings: LearningSettings) -> dict[str, Any]:
         "exploration_floor": settings.exploration_floor, "exploration_scale": settings.exploration_scale,
         "temperature": settings.temperature,
     }
+
+
+def exploration_cap(cfg: NurtureConfig) -> float:
+    """``guardrails.max_exploration_rate`` (the strictest region's): the learned policy's cap on the
+    probability of non-greedy actions. The policy is shared by every region, so the strictest cap holds."""
+    return GuardrailConfig.from_config(cfg).strictest_exploration_rate
 
 
 def split_training_set(training: DataFrame, settings: LearningSettings) -> tuple[DataFrame, DataFrame, datetime | None]:
@@ -109,17 +116,19 @@ def train_policy(
         prior_mean, prior_rmse = prior.prior_mean, prior.training_rmse
 
     params = _configured_params(s)
+    cap = exploration_cap(cfg)
     tuning: TuningResult | None = None
     if phase in ("tune", "all"):
         if n_valid == 0:
             raise NotEnoughData("no validation decisions for tuning")
-        tuning = tune_policy(stats, valid, settings=s, prior_mean=prior_mean)
+        tuning = tune_policy(stats, valid, settings=s, prior_mean=prior_mean, max_exploration_rate=cap)
         params.update(tuning.best_params)
     result = TrainResult(phase, n_train, n_valid, cutoff, params, tuning=tuning, cold_start=prior_mean is not None)
     if phase == "tune":
         if register:
             result.registered = log_policy(
-                cfg, fit_with_params(stats, params, settings=s, prior_mean=prior_mean), seed=s.seed,
+                cfg, fit_with_params(stats, params, settings=s, prior_mean=prior_mean, max_exploration_rate=cap),
+                seed=s.seed,
                 context_col=s.context_col, params={f"best.{k}": v for k, v in params.items()},
                 metrics={"tuning_best_objective": tuning.best_objective if tuning else float("nan")},
                 diagnostics={"trials": tuning.trials if tuning else []}, input_versions=input_versions,
@@ -127,7 +136,7 @@ def train_policy(
             )
         return result
 
-    policy = fit_with_params(stats, params, settings=s, prior_mean=prior_mean)
+    policy = fit_with_params(stats, params, settings=s, prior_mean=prior_mean, max_exploration_rate=cap)
     result.policy = policy
     estimates: dict[str, dict[str, Estimate]] = {}
     metrics: dict[str, float] = {"n_train": n_train, "n_validation": n_valid}
@@ -161,7 +170,8 @@ def train_policy(
         result.registered = log_policy(
             cfg, policy, seed=s.seed, context_col=s.context_col,
             params={**params, "phase": phase, "cutoff": cutoff, "cold_start": prior_mean is not None,
-                    "importance_weighting": s.importance_weighting, "max_exploration": s.max_exploration},
+                    "importance_weighting": s.importance_weighting, "max_exploration": s.max_exploration,
+                    "max_exploration_rate": cap},
             metrics=metrics, estimates=estimates, diagnostics=diagnostics, input_versions=input_versions,
             alias="challenger",
         )

@@ -43,12 +43,13 @@ def search_space() -> dict[str, Any]:
     }
 
 
-def exploration_from(settings: LearningSettings, **overrides: Any) -> ExplorationParams:
-    """The exploration parameters of ``settings`` with some replaced."""
+def exploration_from(settings: LearningSettings, *, max_exploration_rate: float = 1.0,
+                     **overrides: Any) -> ExplorationParams:
+    """The exploration parameters of ``settings`` (capped by the guardrails' rate) with some replaced."""
     base = ExplorationParams(
         strategy=settings.strategy, floor=settings.exploration_floor, max_exploration=settings.max_exploration,
         scale=settings.exploration_scale, temperature=settings.temperature, draws=settings.thompson_draws,
-        seed=settings.seed,
+        seed=settings.seed, max_exploration_rate=max_exploration_rate,
     )
     return base.with_changes(**overrides) if overrides else base
 
@@ -68,10 +69,12 @@ def fit_with_params(
     *,
     settings: LearningSettings,
     prior_mean: np.ndarray | None = None,
+    max_exploration_rate: float = 1.0,
 ) -> LinearBandit:
-    """Fit the bandit with ``params`` (keys of :func:`search_space`) over the ``settings`` defaults."""
+    """Fit the bandit with ``params`` (keys of :func:`search_space`) over the ``settings`` defaults;
+    ``max_exploration_rate`` is the guardrails' cap on non-greedy probability (see :func:`exploration_cap`)."""
     exploration = exploration_from(
-        settings,
+        settings, max_exploration_rate=max_exploration_rate,
         strategy=params.get("strategy", settings.strategy),
         floor=float(params.get("exploration_floor", settings.exploration_floor)),
         scale=float(params.get("exploration_scale", settings.exploration_scale)),
@@ -92,6 +95,7 @@ def tune_policy(
     max_evals: int | None = None,
     objective: str = "dr_lower",
     prior_mean: np.ndarray | None = None,
+    max_exploration_rate: float = 1.0,
 ) -> TuningResult:
     """Minimise ``-objective`` over :func:`search_space` (``dr_lower`` or ``dr_estimate``) with TPE.
 
@@ -103,7 +107,8 @@ def tune_policy(
     validation = validation.cache()
 
     def _objective(params: dict[str, Any]) -> dict[str, Any]:
-        policy = fit_with_params(train_stats, params, settings=settings, prior_mean=prior_mean)
+        policy = fit_with_params(train_stats, params, settings=settings, prior_mean=prior_mean,
+                                 max_exploration_rate=max_exploration_rate)
         scored = with_target(validation, policy, seed=settings.seed, context_col=settings.context_col).cache()
         try:
             dr = policy_estimates(scored, estimators=("dr",), n_bootstrap=settings.ope_bootstrap,
