@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from nurture_lake.config import NurtureConfig
+from nurture_lake.config import NurtureConfig, parse_config
 from nurture_lake.identity import (
     attach_lead_id,
     connected_components,
@@ -112,8 +112,9 @@ def test_chain_of_1000_links_converges_to_one_component(spark: SparkSession) -> 
     assertDataFrameEqual(result.components, expected)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_components_equal_union_find_on_random_graphs(spark: SparkSession, seed: int) -> None:
+@pytest.mark.parametrize(("seed", "local_max_edges"), [(1, 0), (2, 0), (1, 10_000), (2, 10_000), (1, 100)])
+def test_components_equal_union_find_on_random_graphs(spark: SparkSession, seed: int, local_max_edges: int) -> None:
+    """Spark's hook-and-jump, the driver's union-find (small graphs) and the fallback (100 < 340 edges) agree."""
     rng = random.Random(seed)
     n = 400
     edges = [(rng.randrange(n), rng.randrange(n)) for _ in range(300)]
@@ -128,7 +129,9 @@ def test_components_equal_union_find_on_random_graphs(spark: SparkSession, seed:
         expected_rows = [(f"v{v:04d}", f"v{c:04d}") for v, c in expected_rows]
     kind = "string" if as_text else "long"
 
-    result = connected_components(spark.createDataFrame(edges, f"src {kind}, dst {kind}"))
+    result = connected_components(spark.createDataFrame(edges, f"src {kind}, dst {kind}"),
+                                  local_max_edges=local_max_edges)
+    assert (result.iterations == 0) == (0 < len(edges) <= local_max_edges)  # which path ran
 
     assertDataFrameEqual(result.components, spark.createDataFrame(expected_rows, f"vertex {kind}, component {kind}"))
 
@@ -291,8 +294,15 @@ def test_late_event_still_links_and_moves_first_seen(spark: SparkSession, cfg: N
     assertDataFrameEqual(edge, rows_df(spark, [(t(-50), "old2")], "first_seen_at timestamp, event_id string"))
 
 
-def test_incremental_runs_match_union_find_partition(spark: SparkSession, cfg: NurtureConfig) -> None:
-    lake = Lake(cfg)
+@pytest.mark.parametrize("local_max_edges", [0, 50_000])
+def test_incremental_runs_match_union_find_partition(
+    spark: SparkSession, cfg: NurtureConfig, local_max_edges: int
+) -> None:
+    """Three incremental runs give union-find's partition, with components solved by Spark or on the driver."""
+    raw = cfg.model_dump(mode="json")
+    extra = raw.pop("extra")
+    extra["identity"] = {**extra.get("identity", {}), "local_components_max_edges": local_max_edges}
+    lake = Lake(parse_config({**raw, **extra}))
     rng = random.Random(11)
     types = ["email", "phone", "crm_id", "device_id", "cookie_id"]
     uf = _UnionFind()

@@ -14,6 +14,9 @@ class IdentityConfig(BaseModel):
 
     max_iterations: int = Field(100, ge=1)
     """Upper bound on connected-components iterations; a run that needs more fails instead of looping."""
+    local_components_max_edges: int = Field(50_000, ge=0)
+    """An incremental run whose graph delta has at most this many edges solves connected components on
+    the driver (union-find, one collect) instead of iterating Spark jobs; 0 always uses Spark."""
     lead_id_prefix: str = Field("L", min_length=1)
     """Prefix of regional lead ids (``L`` + the first hex characters of sha256 of the anchor id_key)."""
     global_id_prefix: str = Field("G", min_length=1)

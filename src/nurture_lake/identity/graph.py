@@ -65,6 +65,7 @@ def update_graph(
     lead_prefix: str = "L",
     hex_chars: int = 20,
     max_iterations: int = 100,
+    local_max_edges: int = 0,
 ) -> GraphUpdate:
     """Fold ``new_edges`` (``src``, ``dst``, ``first_seen_at``) into ``graph`` (``id_key``, ``lead_id``, ``first_seen_at``).
 
@@ -93,7 +94,7 @@ def update_graph(
     reduced = new_edges.select("src", "dst").union(
         known.select(F.col("id_key").alias("src"), F.concat(F.lit(LEAD_VERTEX_PREFIX), "lead_id").alias("dst"))
     )
-    cc = connected_components(reduced, max_iterations=max_iterations)
+    cc = connected_components(reduced, max_iterations=max_iterations, local_max_edges=local_max_edges)
     comp = _fresh(cc.components)
 
     is_lead = F.col("vertex").startswith(LEAD_VERTEX_PREFIX)

@@ -187,6 +187,7 @@ def run_region(
                 lead_prefix=settings.lead_id_prefix,
                 hex_chars=settings.id_hex_chars,
                 max_iterations=settings.max_iterations,
+                local_max_edges=settings.local_components_max_edges,
             )
             iterations = update.iterations
             merge_count = update.merges.count()
