@@ -15,6 +15,7 @@ from nurture_lake.guardrails import GuardrailConfig
 from nurture_lake.policy import LoggingPolicy
 from nurture_lake.schemas import GOLD_CADENCE_DECISIONS
 from nurture_lake.scoring import Lineage, ScoringSettings, decide, due_leads, touch_history
+from nurture_lake.scoring.due import catch_up_events
 from nurture_lake.scoring.run import upsert_decisions
 from nurture_lake.tables import Lake
 
@@ -163,6 +164,23 @@ def test_due_leads_catches_up_leads_never_decided(spark: SparkSession) -> None:
         Row(lead_id="A", region="us", decided_at=NOW, trigger="e9", trigger_type="event"),
         Row(lead_id="B", region="us", decided_at=NOW, trigger="e2", trigger_type="event"),
     ])
+
+
+def test_catch_up_looks_back_by_ingestion_time_within_the_window(spark: SparkSession) -> None:
+    """Catch-up reads only events ingested in (horizon - window, horizon]: later ones wait for their own batch."""
+    events = spark.createDataFrame([
+        ("e1", datetime(2026, 11, 1, 12)),   # ingested 9 days before the horizon: outside a 7d window
+        ("e2", datetime(2026, 11, 3, 15)),   # exactly 7d before: outside (the window is open on the left)
+        ("e3", datetime(2026, 11, 3, 16)),   # inside
+        ("e4", datetime(2026, 11, 10, 15)),  # the horizon itself: inside
+        ("e5", datetime(2026, 11, 10, 16)),  # ingested after this batch's newest: not seen (replays stay equal)
+    ], "event_id string, ingested_at timestamp")
+    horizon = datetime(2026, 11, 10, 15)
+    assertDataFrameEqual(catch_up_events(events, horizon=horizon, window="7d").select("event_id"),
+                         [Row(event_id="e3"), Row(event_id="e4")])
+    assertDataFrameEqual(catch_up_events(events, horizon=horizon, window="30d").select("event_id"),
+                         [Row(event_id=e) for e in ("e1", "e2", "e3", "e4")])
+    assert catch_up_events(events, horizon=None, window="7d").isEmpty()
 
 
 def test_decide_without_guardrails_allows_every_action(spark: SparkSession, cfg: NurtureConfig) -> None:

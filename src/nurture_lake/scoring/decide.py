@@ -47,6 +47,9 @@ class ScoringSettings(BaseModel):
     """Events that make a lead due for a decision (touches and their deliveries do not)."""
     review_after: str = "3d"
     """A lead whose last decision is this old (and whose touch, if any, has been sent) is reviewed."""
+    catch_up_window: str = "7d"
+    """How far back (by ingestion time) the streaming scorer looks for leads never decided — e.g. leads whose
+    first events arrived before identity linked them. Bounds each batch's scan; keep it above identity's lag."""
     baseline_floor: float = Field(0.1, ge=0.0, le=1.0)
     """Exploration floor of the holdout's baseline cadence (``learning.baseline_action``), over allowed actions."""
 

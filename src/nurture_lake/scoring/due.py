@@ -50,6 +50,19 @@ def _latest_trigger(events: DataFrame, *, now: datetime) -> DataFrame:
     )
 
 
+def catch_up_events(events: DataFrame, *, horizon: datetime | None, window: str) -> DataFrame:
+    """The events a batch may catch never-decided leads from: ingested in ``(horizon - window, horizon]``.
+
+    ``horizon`` is the batch's newest ``ingested_at``, so a replayed batch sees the same events; the
+    lower bound keeps the scan proportional to ``window`` (Delta skips older files by their
+    ``ingested_at`` statistics) instead of the whole history. ``None`` (an empty batch) → no events.
+    """
+    if horizon is None:
+        return events.limit(0)
+    since = horizon - parse_duration(window)
+    return events.where((F.col("ingested_at") <= F.lit(horizon)) & (F.col("ingested_at") > F.lit(since)))
+
+
 def due_leads(
     lead_events: DataFrame,
     decisions: DataFrame | None,

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from nurture_lake.identity import attach_lead_id, identity_tables
 from nurture_lake.scoring.decide import ScoringSettings
-from nurture_lake.scoring.due import due_leads
+from nurture_lake.scoring.due import catch_up_events, due_leads
 from nurture_lake.scoring.run import decisions_table, lead_events, score_region
 from nurture_lake.monitor import metrics_listener
 from nurture_lake.streaming import await_query, with_trigger
@@ -49,9 +49,10 @@ def score_batch(
     events = lead_events(spark, lake, region)
     # Leads never decided are caught up too: their first events may have reached an earlier batch
     # before identity linked them to a lead (those events had no lead_id then). Only events ingested
-    # by this batch's newest count, so a replayed batch decides what it decided the first time.
+    # by this batch's newest count (so a replayed batch decides what it decided the first time) and
+    # within ``scoring.catch_up_window`` of it.
     horizon = batch.agg(F.max("ingested_at")).first()[0]
-    caught_up = events.where(F.col("ingested_at") <= F.lit(horizon)) if horizon is not None else events.limit(0)
+    caught_up = catch_up_events(events, horizon=horizon, window=settings.catch_up_window)
     due = due_leads(
         fresh.withColumn("occurred_at", F.least(F.col("occurred_at"), F.lit(now))), existing,
         since=window_start, now=now, trigger_event_types=settings.trigger_event_types,
