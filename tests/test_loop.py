@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import deltalake
+import numpy as np
+import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -13,6 +15,7 @@ from pyspark.testing import assertDataFrameEqual
 from nurture_lake.config import NurtureConfig, parse_config
 from nurture_lake.jobs.check_guardrails import check_region
 from nurture_lake.loop import ClosedLoop, build_report
+from nurture_lake.loop.report import learned_vs_holdout
 from nurture_lake.tables import Lake
 
 LINEAGE = ("decision_id", "lead_id", "region", "decided_at", "trigger", "action_id", "propensity", "action_probs",
@@ -61,3 +64,23 @@ def test_closed_loop_decisions_are_complete_guarded_and_readable_without_spark(
     report = build_report(spark, lake, notes=loop.notes())
     assert report.html_path.exists() and report.pngs
     assert all(p.name in report.html_path.read_text() for p in report.pngs)
+
+
+def test_learned_vs_holdout_pools_learned_versions_and_gives_a_normal_interval() -> None:
+    oracle = pd.DataFrame({
+        "group": ["policy v1", "policy v1", "policy v2", "policy vlogging", "holdout", "holdout", "holdout"],
+        "chosen": [0.30, 0.10, 0.20, 5.00, 0.00, 0.10, -0.10],
+    })
+    verdict = learned_vs_holdout(oracle)
+    assert verdict is not None
+    learned, holdout = np.array([0.30, 0.10, 0.20]), np.array([0.00, 0.10, -0.10])
+    diff = learned.mean() - holdout.mean()
+    se = np.sqrt(learned.var(ddof=1) / 3 + holdout.var(ddof=1) / 3)
+    assert verdict["difference"] == round(diff, 4)
+    assert verdict["ci_low"] == round(diff - 1.96 * se, 4) and verdict["ci_high"] == round(diff + 1.96 * se, 4)
+    assert (verdict["learned_decisions"], verdict["holdout_decisions"]) == (3, 3)  # logging is not "learned"
+    assert verdict["summary"].startswith("Learned policy beats the holdout")
+
+    same = pd.DataFrame({"group": ["policy v1"] * 2 + ["holdout"] * 2, "chosen": [0.0, 1.0, 0.0, 1.0]})
+    assert "not distinguishable" in learned_vs_holdout(same)["summary"]
+    assert learned_vs_holdout(oracle[oracle["group"] != "holdout"]) is None

@@ -22,6 +22,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--train-every", type=int, default=4, help="train/evaluate/promote every N days (default 4)")
     parser.add_argument("--tick-days", type=int, default=2,
                         help="simulated days per loop step: land, ingest, ..., score (default 2)")
+    parser.add_argument("--oracle-sample", type=int, default=20000,
+                        help="decisions scored against the simulator's truth for the report (default 20000)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the existing demo lake (default: start from an empty one)")
     args = parse(parser, argv)
@@ -44,17 +46,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     with audited_run(spark, lake, job="demo", args=vars(args)):
         loop = ClosedLoop(spark, cfg, train_every_days=args.train_every, tick_days=args.tick_days, log=log)
         result = loop.run()
-        report = build_report(spark, lake, notes=loop.notes(), oracle=loop.oracle_frame())
+        report = build_report(spark, lake, notes=loop.notes(), oracle=loop.oracle_frame(sample=args.oracle_sample))
     log(f"demo finished in {time.perf_counter() - started:.0f} s")
     print()
-    print("Reward per decision (closed windows):")
     regret = report.headline.pop("oracle_regret", {})
+    expected = report.headline.pop("expected_reward", {})
+    verdict = report.headline.pop("learned_vs_holdout", None)
+    print("Realised reward per decision (closed windows, attributed events):")
     for group, value in sorted(report.headline.items()):
         print(f"  {group:<16} {value:+.4f}")
-    if regret:
-        print("Regret per decision vs the oracle (expected reward from the simulator's hidden truths):")
-        for group, value in sorted(regret.items()):
-            print(f"  {group:<16} {value:+.4f}")
+    if expected:
+        print("Expected reward per decision and regret vs the oracle (simulator's hidden truths):")
+        for group in sorted(expected):
+            print(f"  {group:<16} {expected[group]:+.4f}   regret {regret.get(group, float('nan')):+.4f}")
+    if verdict is not None:
+        print(verdict["summary"])
     for gate in result.gate_decisions:
         print(f"  gate {gate.get('as_of')}: {'promoted' if gate.get('promoted') else 'refused'} — {gate.get('reason')}")
     print(f"\nReport:  {report.html_path}")

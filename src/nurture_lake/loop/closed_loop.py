@@ -1,13 +1,14 @@
 """The closed nurture loop on a simulated clock: perception → deliberation → action → learning.
 
-Each tick (``tick_days`` simulated days) runs, for every region:
+Each tick (``tick_days`` simulated days):
 
 1. the simulator's organic files for the tick, and the responses that have happened by now, land;
-2. ``ingest`` → ``identity`` → ``features``;
-3. ``attribute`` closes the reward windows that ended by now → ``gold.decision_outcomes``;
-4. every ``train_every_days``: ``train`` (challenger) → ``promote`` (gate);
-5. ``score`` decides for due leads → ``gold.cadence_decisions``; the simulator answers them.
+2. ``ingest`` → ``identity`` → ``features`` → ``attribute`` (closes the reward windows that ended by
+   now → ``gold.decision_outcomes``);
+3. every ``train_every_days``: ``train`` (challenger) → ``promote`` (gate);
+4. ``score`` decides for due leads → ``gold.cadence_decisions``; the simulator answers them.
 
+Regions run side by side within each step (one Spark session, one thread per region).
 The library functions are the same ones the jobs call; only the clock is simulated.
 """
 
@@ -16,10 +17,11 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
@@ -36,12 +38,13 @@ from nurture_lake.policy import NotEnoughData, promote_challenger, train_policy
 from nurture_lake.policy.training_set import load_training_set
 from nurture_lake.schemas import GOLD_DECISION_OUTCOMES
 from nurture_lake.scoring import ScoringSettings, due_leads
-from nurture_lake.policy.registry import serving_policy
+from nurture_lake.policy.registry import ServingPolicy, serving_policy
 from nurture_lake.scoring.run import decisions_table, lead_events, score_region
 from nurture_lake.simulator import SimulatorConfig, World, split_due
 from nurture_lake.tables import Lake, TableRef
 
 Log = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -60,7 +63,7 @@ class TickStats:
 
 
 class _StepClock:
-    """Wall seconds per named step of a tick (summed over regions)."""
+    """Wall seconds per named step of a tick."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -197,7 +200,9 @@ class ClosedLoop:
             self.log(f"  learn: challenger v{trained.registered.version if trained.registered else '?'} "
                      f"{stats.gate} ({verdict.reason})")
 
-    def _score(self, world: World, region: str, events: DataFrame, now: datetime, tick: int) -> tuple[int, int]:
+    def _decide(self, region: str, events: DataFrame, now: datetime, tick: int,
+                policy: ServingPolicy) -> tuple[int, list[dict[str, Any]]]:
+        """Score ``region``'s due leads; returns (decisions, the touch requests for the simulator)."""
         settings = ScoringSettings.from_config(self.cfg)
         table = decisions_table(self.lake, region)
         existing = table.read(self.spark) if table.exists(self.spark) else None
@@ -206,15 +211,13 @@ class ClosedLoop:
             trigger_event_types=settings.trigger_event_types, review_after=settings.review_after,
         ).where(F.col("region") == region).localCheckpoint()
         if due.isEmpty():
-            return 0, 0
+            return 0, []
         decisions = score_region(
             self.spark, self.lake, region, due, events=events, known_at=datetime.now(UTC), batch_id=tick,
-            job_run_id=f"demo-{tick:04d}", scoring_policy=serving_policy(self.cfg),
+            job_run_id=f"demo-{tick:04d}", scoring_policy=policy,
         )
         touches = decisions.where(F.col("channel").isNotNull())
-        requests = self._requests(region, touches)
-        self.pending[region].extend(world.respond(requests))
-        return decisions.count(), len(requests)
+        return decisions.count(), self._requests(region, touches)
 
     def _requests(self, region: str, touches: DataFrame) -> list[dict[str, Any]]:
         graph = identity_tables(self.lake, region).graph.read(self.spark)
@@ -222,12 +225,26 @@ class ClosedLoop:
             "decision_id", "action_id", "channel", "send_at"
         ).agg(F.collect_list("id_key").alias("id_keys"))
         return [
-            {"decision_id": r["decision_id"], "region": region, "id_keys": list(r["id_keys"]),
+            {"decision_id": r["decision_id"], "region": region, "id_keys": sorted(r["id_keys"]),
              "action_id": r["action_id"], "channel": r["channel"], "send_at": r["send_at"].replace(tzinfo=UTC)}
             for r in keyed.collect()
         ]
 
+    def _perceive(self, region: str, now: datetime) -> tuple[DataFrame, int]:
+        """Identity → features → attribute for ``region``; returns its lead events and outcomes written."""
+        run_region(self.spark, self.lake, region)
+        events = lead_events(self.spark, self.lake, region).localCheckpoint()
+        update_lead_features(self.spark, self.lake, region, events,
+                             settings=FeatureSettings.from_config(self.cfg), as_of=now)
+        return events, attribute_region(self.spark, self.lake, region, events=events, now=now)
+
     def step(self, world: World, day: int, now: datetime) -> TickStats:
+        """One tick: land, ingest, perceive, learn, decide; regions run side by side within each step.
+
+        Regions share nothing but the session, so their Spark jobs interleave (most of a tick is
+        small-job latency, not CPU). The simulator answers in region order, so a seeded run is
+        reproducible whatever order the threads finish in.
+        """
         stats = TickStats(day=day, now=now)
         clock = _StepClock()
         for region in self.lake.regions:
@@ -236,29 +253,30 @@ class ClosedLoop:
             for region, outcome in run_ingest_regions(self.spark, self.lake, self.lake.regions, progress=False).items():
                 if isinstance(outcome, BaseException):
                     raise RuntimeError(f"ingest {region} failed on day {day}") from outcome
-        for region in self.lake.regions:
-            with clock("identity"):
-                run_region(self.spark, self.lake, region)
-        events_by_region = {}
-        for region in self.lake.regions:
-            with clock("features"):
-                events = lead_events(self.spark, self.lake, region).localCheckpoint()
-                events_by_region[region] = events
-                update_lead_features(self.spark, self.lake, region, events,
-                                     settings=FeatureSettings.from_config(self.cfg), as_of=now)
-            with clock("attribute"):
-                stats.outcomes += attribute_region(self.spark, self.lake, region, events=events, now=now)
+        with clock("identity+features+attribute"):
+            perceived = self._each_region(lambda region: self._perceive(region, now))
+        stats.outcomes = sum(n for _, n in perceived.values())
         if day > 0 and day % self.train_every_days < self.tick.days:
             with clock("learn"):
                 self._learn(now, stats)
-        stats.champion = str(serving_policy(self.cfg).model_version)
-        for region in self.lake.regions:
-            with clock("score"):
-                made, touched = self._score(world, region, events_by_region[region], now, day)
+        policy = serving_policy(self.cfg)
+        stats.champion = str(policy.model_version)
+        with clock("score"):
+            decided = self._each_region(lambda region: self._decide(region, perceived[region][0], now, day, policy))
+        for region in self.lake.regions:  # region order: the world's draws do not depend on thread timing
+            made, requests = decided[region]
+            self.pending[region].extend(world.respond(requests))
             stats.decisions += made
-            stats.touches += touched
+            stats.touches += len(requests)
         stats.seconds = clock.seconds
         return stats
+
+    def _each_region(self, work: Callable[[str], T]) -> dict[str, T]:
+        """``work(region)`` for every region at once; results in region order, the first failure re-raised."""
+        regions = self.lake.regions
+        with ThreadPoolExecutor(max_workers=len(regions), thread_name_prefix="loop-region") as pool:
+            futures = {region: pool.submit(work, region) for region in regions}
+            return {region: futures[region].result() for region in regions}
 
     def notes(self) -> list[str]:
         """Plain-language notes for the report."""

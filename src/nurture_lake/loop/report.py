@@ -19,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
@@ -171,9 +172,43 @@ def build_report(
     if not yardstick.empty:
         headline["oracle_regret"] = {r["group"]: round(float(r["regret_per_decision"]), 4)
                                      for r in yardstick.to_dict("records")}
+        headline["expected_reward"] = {r["group"]: round(float(r["expected_reward"]), 4)
+                                       for r in yardstick.to_dict("records")}
+        verdict = learned_vs_holdout(oracle)
+        if verdict is not None:
+            headline["learned_vs_holdout"] = verdict
+            notes = [*(notes or []), verdict["summary"]]
     html_path = folder / "report.html"
     html_path.write_text(_html(title, kpis, guards, yardstick, pngs, notes or [], lake))
     return Report(html_path=html_path, pngs=pngs, headline=headline)
+
+
+def learned_vs_holdout(oracle: pd.DataFrame, *, z: float = 1.96) -> dict[str, Any] | None:
+    """Expected reward per decision (simulator truth) of learned policies vs the holdout, with a 95% interval.
+
+    ``oracle`` has one row per evaluated decision: ``group`` (``holdout``, ``policy vlogging`` or
+    ``policy v<N>``) and ``chosen`` (the exact expected reward of the chosen action). "Learned" pools
+    every ``policy v<N>`` decision; the interval is the normal one for a difference of two means.
+    ``None`` when either side has fewer than two decisions.
+    """
+    if oracle.empty:
+        return None
+    learned = oracle.loc[oracle["group"].str.startswith("policy v") & (oracle["group"] != "policy vlogging"), "chosen"]
+    holdout = oracle.loc[oracle["group"] == "holdout", "chosen"]
+    if len(learned) < 2 or len(holdout) < 2:
+        return None
+    diff = float(learned.mean() - holdout.mean())
+    se = float(np.sqrt(learned.var(ddof=1) / len(learned) + holdout.var(ddof=1) / len(holdout)))
+    low, high = diff - z * se, diff + z * se
+    word = "beats" if low > 0 else ("is worse than" if high < 0 else "is not distinguishable from")
+    return {
+        "learned": round(float(learned.mean()), 4), "holdout": round(float(holdout.mean()), 4),
+        "difference": round(diff, 4), "ci_low": round(low, 4), "ci_high": round(high, 4),
+        "learned_decisions": int(len(learned)), "holdout_decisions": int(len(holdout)),
+        "summary": (f"Learned policy {word} the holdout: expected reward per decision {learned.mean():+.4f} vs "
+                    f"{holdout.mean():+.4f} (difference {diff:+.4f}, 95% CI {low:+.4f} to {high:+.4f}; "
+                    f"{len(learned):,} vs {len(holdout):,} decisions, simulator truth)."),
+    }
 
 
 def _headline(kpis: pd.DataFrame) -> dict[str, Any]:
