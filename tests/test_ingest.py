@@ -89,6 +89,21 @@ def test_every_quarantine_reason_from_a_real_bad_record(spark: SparkSession, cfg
     payloads = {r["payload"] for r in quarantine.collect()}
     assert '{"event_id": "m1", "event_type": "web_vis' in payloads
     assert set(R.ALL) - {R.DUPLICATE_EVENT_ID} == set(counts.quarantine)
+    # The detail names the failing field(s) (the checks test booleans; the text is built for failed rows only).
+    assertDataFrameEqual(
+        quarantine.where(F.col("reason").isin(R.MISSING_REQUIRED_FIELD, R.WRONG_TYPE, R.NO_IDENTIFIERS))
+        .select("event_id", "reason_detail"),
+        [
+            Row(event_id="r1", reason_detail="missing: occurred_at"),
+            Row(event_id="r2", reason_detail="missing: identifiers"),
+            Row(event_id="t1", reason_detail="identifiers must be an object"),
+            Row(event_id="t2", reason_detail="properties must be an object"),
+            Row(event_id="t3", reason_detail="event_type must be a string"),
+            Row(event_id="t4", reason_detail="identifiers values must be strings"),
+            Row(event_id="n1", reason_detail="no usable identifier (email, phone, crm_id, device_id, cookie_id)"),
+            Row(event_id="n2", reason_detail="no usable identifier (email, phone, crm_id, device_id, cookie_id)"),
+        ],
+    )
 
     key = cfg.hmac_key()
     expected_ids = {"email": pseudonym(key, "email", "ada@example.com"), "cookie_id": pseudonym(key, "cookie_id", "c-1")}
@@ -157,6 +172,33 @@ def test_restart_adds_only_new_events_and_dedups_across_batches(spark: SparkSess
         dup_files,
         [Row(event_id="e2", reason=R.DUPLICATE_EVENT_ID, file="events-0001.jsonl"),
          Row(event_id="e1", reason=R.DUPLICATE_EVENT_ID, file="events-0002.jsonl")],
+    )
+
+
+def test_vault_appends_new_keys_and_moves_first_sighting_earlier(spark: SparkSession, cfg: NurtureConfig) -> None:
+    lake = Lake(cfg)
+    ids = {"phone": "(415) 555-0132", "cookie_id": "c-1"}
+    land(lake, "us", "events-0001.jsonl", [event("v1", identifiers=ids), event("v2", identifiers=ids,
+                                                                             occurred_at="2026-11-02T10:00:00Z")])
+    run_ingest(spark, lake, "us", progress=False)
+    # A late event: the phone was seen a day earlier than recorded; the e-mail is new.
+    land(lake, "us", "events-0002.jsonl", [
+        event("v3", identifiers={"phone": "+1 415 555 0132", "email": "Late@Example.com"}, occurred_at="2026-10-31T10:00:00Z"),
+    ])
+    run_ingest(spark, lake, "us", progress=False)
+
+    key = cfg.hmac_key()
+    vault = IngestTables.for_region(lake, "us").identifiers.read(spark)
+    assertDataFrameEqual(
+        vault.select("id_key", "id_type", "value", "first_seen_at"),
+        [
+            Row(id_key=pseudonym(key, "phone", "+14155550132"), id_type="phone", value="+14155550132",
+                first_seen_at=datetime(2026, 10, 31, 10)),
+            Row(id_key=pseudonym(key, "cookie_id", "c-1"), id_type="cookie_id", value="c-1",
+                first_seen_at=datetime(2026, 11, 1, 10)),
+            Row(id_key=pseudonym(key, "email", "late@example.com"), id_type="email", value="late@example.com",
+                first_seen_at=datetime(2026, 10, 31, 10)),
+        ],
     )
 
 

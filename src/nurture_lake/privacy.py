@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import lru_cache
 
 import pandas as pd
 import phonenumbers
@@ -96,10 +97,17 @@ def normalise_phone_col(value: Column, default_region: Column) -> Column:
     return _phone_udf(value, default_region)
 
 
+@lru_cache(maxsize=1 << 16)
+def _normalise_phone_cached(value: str, default_region: str) -> str | None:
+    """:func:`normalise_phone` remembered per Python worker: a lead's number recurs in many events."""
+    return normalise_phone(value, default_region)
+
+
 @pandas_udf(StringType())  # type: ignore[call-overload]
 def _phone_udf(values: pd.Series, regions: pd.Series) -> pd.Series:
+    # Most events carry no phone: those rows cost a null check, not a parse.
     return pd.Series(
-        [normalise_phone(v, r) if isinstance(v, str) else None for v, r in zip(values, regions, strict=True)],
+        [_normalise_phone_cached(v, r) if isinstance(v, str) else None for v, r in zip(values, regions, strict=True)],
         dtype="object",
     )
 

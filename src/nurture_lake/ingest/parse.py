@@ -77,46 +77,64 @@ def _missing_fields() -> Column:
     return F.array_join(F.array_compact(F.array(*names)), ",")
 
 
-def _wrong_type_fields() -> Column:
-    wrong = [
-        F.when(_present(f) & (_kind(f) != F.lit("STRING")), F.lit(f"{f} must be a string")) for f in _STRING_FIELDS
+def _any_missing() -> Column:
+    """True when :func:`_missing_fields` names a field; plain booleans, no strings built per row."""
+    return _any([~_present(f) for f in REQUIRED_FIELDS])
+
+
+def _wrong_type_checks() -> list[tuple[Column, str]]:
+    """(condition, message) per type rule; a rule fails where its condition is true."""
+    return [
+        (_present(f) & (_kind(f) != F.lit("STRING")), f"{f} must be a string") for f in _STRING_FIELDS
     ] + [
-        F.when(_present(f) & ~_kind(f).startswith("OBJECT"), F.lit(f"{f} must be an object")) for f in _OBJECT_FIELDS
+        (_present(f) & ~_kind(f).startswith("OBJECT"), f"{f} must be an object") for f in _OBJECT_FIELDS
     ] + [
-        F.when(
+        (
             _present("schema_version") & ~_kind("schema_version").isin("STRING", "BIGINT", "INT", "SMALLINT", "TINYINT"),
-            F.lit("schema_version must be a string or an integer"),
+            "schema_version must be a string or an integer",
         ),
-        F.when(
+        (
             _kind("identifiers").startswith("OBJECT") & ~_kind("identifiers").rlike(_FLAT_OBJECT),
-            F.lit("identifiers values must be strings"),
+            "identifiers values must be strings",
         ),
-        F.when(
+        (
             _present("properties") & _kind("properties").startswith("OBJECT") & ~_kind("properties").rlike(_FLAT_OBJECT),
-            F.lit("properties values must be scalars"),
+            "properties values must be scalars",
         ),
     ]
+
+
+def _wrong_type_fields() -> Column:
+    wrong = [F.when(failed, F.lit(message)) for failed, message in _wrong_type_checks()]
     return F.array_join(F.array_compact(F.array(*wrong)), "; ")
+
+
+def _any_wrong_type() -> Column:
+    """True when :func:`_wrong_type_fields` names a rule; plain booleans, no strings built per row."""
+    return _any([failed for failed, _ in _wrong_type_checks()])
+
+
+def _any(conditions: list[Column]) -> Column:
+    """True when any condition is true (a null condition counts as not failing, as in ``F.when``)."""
+    out = conditions[0]
+    for c in conditions[1:]:
+        out = out | c
+    return F.coalesce(out, F.lit(False))
 
 
 def _normalised_ids(parsed: DataFrame, *, phone_region: str) -> DataFrame:
     """Add one ``_n_<type>`` column per known identifier type: the normalised raw value or null.
 
-    Phone numbers go through ``phonenumbers`` (a Python UDF), so each distinct raw number is
-    parsed once and joined back, instead of once per event.
+    Phone numbers go through ``phonenumbers`` in a pandas UDF evaluated in the same pass as the
+    rest of validation (a separate pass over the distinct numbers re-read and re-parsed every line).
     """
-    native = [
-        normalise_identifier_col(t, F.col("_ids_raw").getItem(t)).alias(f"_n_{t}")
-        for t in IDENTIFIER_TYPES if t != "phone"
+    normalised = [
+        normalise_identifier_col(
+            t, F.col("_ids_raw").getItem(t), phone_region=F.lit(phone_region) if t == "phone" else None
+        ).alias(f"_n_{t}")
+        for t in IDENTIFIER_TYPES
     ]
-    with_raw_phone = parsed.select("*", *native, F.col("_ids_raw").getItem("phone").alias("_raw_phone"))
-    phones = with_raw_phone.select("_raw_phone").where(F.col("_raw_phone").isNotNull()).distinct()
-    phones = phones.select(
-        "_raw_phone",
-        normalise_identifier_col("phone", F.col("_raw_phone"), phone_region=F.lit(phone_region)).alias("_n_phone"),
-    )
-    # Few distinct numbers: broadcast them rather than shuffle every event row for the join.
-    return with_raw_phone.join(F.broadcast(phones), "_raw_phone", "left").drop("_raw_phone")
+    return parsed.select("*", *normalised)
 
 
 def _pseudonym_map(*, hmac_key: bytes) -> Column:
@@ -165,8 +183,8 @@ def validate_events(
     wrong = _wrong_type_fields()
     checks: list[tuple[str, Column, Column]] = [
         (R.MALFORMED_JSON, ~F.col("_is_object"), F.lit("line is not a JSON object")),
-        (R.MISSING_REQUIRED_FIELD, missing != F.lit(""), F.concat(F.lit("missing: "), missing)),
-        (R.WRONG_TYPE, wrong != F.lit(""), wrong),
+        (R.MISSING_REQUIRED_FIELD, _any_missing(), F.concat(F.lit("missing: "), missing)),
+        (R.WRONG_TYPE, _any_wrong_type(), wrong),
         (
             R.UNKNOWN_EVENT_TYPE,
             ~F.col("_s_event_type").isin(*EVENT_TYPES),

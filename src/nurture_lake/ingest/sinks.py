@@ -128,8 +128,10 @@ def _cross_batch_duplicates(spark: SparkSession, silver: TableRef, kept: DataFra
 
 def _split_duplicates(
     spark: SparkSession, silver: TableRef, valid: DataFrame
-) -> tuple[DataFrame, DataFrame, list[DataFrame]]:
+) -> tuple[DataFrame, DataFrame | None, list[DataFrame]]:
     """Valid rows → (rows to keep, duplicate rows, cached frames to release after the batch).
+
+    The duplicate rows are ``None`` when no event id needs the exact check (the usual case).
 
     The first row of an event id in :func:`rank_duplicates` order is kept unless silver already
     holds that id from another batch or file; every other row is a duplicate.
@@ -137,7 +139,7 @@ def _split_duplicates(
     suspects = _duplicate_suspects(spark, silver, valid).persist(StorageLevel.MEMORY_AND_DISK)
     n_suspects = suspects.count()
     if n_suspects == 0:
-        return valid, valid.limit(0).withColumn("_is_dup", F.lit(True)), [suspects]
+        return valid, None, [suspects]
     lookup = suspects.withColumn("_suspect", F.lit(True))
     if n_suspects <= _BROADCAST_SUSPECTS_MAX:
         lookup = F.broadcast(lookup)
@@ -190,10 +192,12 @@ def process_batch(
         tables.bronze.append(checked.select(*bronze_cols), txn_app_id=f"{app_id}.bronze", txn_version=batch_id)
         good, dups, more = _split_duplicates(spark, tables.silver, checked.where(F.col("reason").isNull()))
         cached.extend(more)
-        dups = dups.withColumn("reason", F.lit(QuarantineReason.DUPLICATE_EVENT_ID)).withColumn(
-            "reason_detail", F.concat(F.lit("event_id already ingested: "), F.col("event_id"))
-        )
-        quarantine = _quarantine_rows(checked.where(F.col("reason").isNotNull())).unionByName(_quarantine_rows(dups))
+        quarantine = _quarantine_rows(checked.where(F.col("reason").isNotNull()))
+        if dups is not None:
+            dups = dups.withColumn("reason", F.lit(QuarantineReason.DUPLICATE_EVENT_ID)).withColumn(
+                "reason_detail", F.concat(F.lit("event_id already ingested: "), F.col("event_id"))
+            )
+            quarantine = quarantine.unionByName(_quarantine_rows(dups))
         tables.quarantine.append(quarantine, txn_app_id=f"{app_id}.quarantine", txn_version=batch_id)
 
         silver_rows = good.select(*[f.name for f in SILVER_EVENTS.fields])
@@ -207,10 +211,14 @@ def process_batch(
             upsert_consent_ledger(spark, tables.consent_ledger, ledger)
             upsert_consent_current(spark, tables.consent_current, ledger)
 
-        n_raw = checked.count()
-        n_silver = good.count()
-        per_reason = {r["reason"]: int(r["count"]) for r in quarantine.groupBy("reason").count().collect()}
-        return n_raw, n_silver, per_reason
+        # Counts from one pass over the cached batch; every valid row is kept or a duplicate.
+        per_reason = {r["reason"]: int(r["count"]) for r in checked.groupBy("reason").count().collect()}
+        n_raw = sum(per_reason.values())
+        n_valid = per_reason.pop(None, 0)
+        n_dups = dups.count() if dups is not None else 0
+        if n_dups:
+            per_reason[QuarantineReason.DUPLICATE_EVENT_ID] = n_dups
+        return n_raw, n_valid - n_dups, per_reason
     finally:
         for frame in cached:
             frame.unpersist()
@@ -232,27 +240,28 @@ def _upsert_identifiers(spark: SparkSession, table: TableRef, good: DataFrame) -
         .where(F.col("id_key").isNotNull() & F.col("value").isNotNull())
     )
     rows = union.groupBy("id_key", "id_type", "value").agg(F.min("occurred_at").alias("first_seen_at"))
-    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)  # read by the lookup, the update and the append
-    try:
-        _merge_vault(spark, table, rows)
-    finally:
-        rows.unpersist()
+    _merge_vault(spark, table, rows)
 
 
 def _merge_vault(spark: SparkSession, table: TableRef, rows: DataFrame) -> None:
     """Append keys the vault lacks; MERGE only the (rare) keys seen earlier than recorded.
 
+    The batch's keys are joined with the vault once (cached) for both the check and the append.
     Idempotent: a replayed batch finds its keys present with the same first sighting and writes nothing.
     """
     existing = table.read(spark).select("id_key", F.col("first_seen_at").alias("_t_first"))
-    joined = rows.join(existing, "id_key", "left")
-    new = joined.where(F.col("_t_first").isNull()).drop("_t_first")
-    earlier = joined.where(F.col("first_seen_at") < F.col("_t_first")).drop("_t_first")
-    if not earlier.isEmpty():
-        (
-            table.delta(spark).alias("t")
-            .merge(earlier.alias("s"), "t.id_key = s.id_key")
-            .whenMatchedUpdate(condition="s.first_seen_at < t.first_seen_at", set={"first_seen_at": "s.first_seen_at"})
-            .execute()
-        )
-    table.append(new.select(*[f.name for f in SILVER_IDENTIFIERS.fields]))
+    joined = rows.join(existing, "id_key", "left").persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        new = joined.where(F.col("_t_first").isNull()).drop("_t_first")
+        earlier = joined.where(F.col("first_seen_at") < F.col("_t_first")).drop("_t_first")
+        if not earlier.isEmpty():
+            (
+                table.delta(spark).alias("t")
+                .merge(earlier.alias("s"), "t.id_key = s.id_key")
+                .whenMatchedUpdate(condition="s.first_seen_at < t.first_seen_at", set={"first_seen_at": "s.first_seen_at"})
+                .execute()
+            )
+        # The MERGE only updates keys already present, so the keys new before it are new after it.
+        table.append(new.select(*[f.name for f in SILVER_IDENTIFIERS.fields]))
+    finally:
+        joined.unpersist()
