@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
+import pytest
 from pyspark.sql import Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
@@ -200,3 +201,24 @@ def test_decide_without_guardrails_allows_every_action(spark: SparkSession, cfg:
         assert r["propensity"] == r["action_probs"][r["action_id"]]
         wait = space.parse(r["action_id"]).wait
         assert r["send_at"] == (None if wait is None else NOW + wait)  # sent after its wait, never deferred
+
+
+def test_a_policy_trained_on_other_features_is_refused_with_a_clear_error(cfg: NurtureConfig) -> None:
+    """A champion fitted on a different context width stops scoring before any decision is written."""
+    from types import SimpleNamespace
+
+    from nurture_lake.features import FeatureSettings
+    from nurture_lake.features.columns import context_columns
+    from nurture_lake.policy.registry import ServingPolicy
+    from nurture_lake.scoring.run import check_context_width
+
+    settings, regions = FeatureSettings.from_config(cfg), list(cfg.regions)
+    width = len(context_columns(settings, regions=regions))
+
+    def serving(dim: int) -> ServingPolicy:
+        return ServingPolicy(policy=SimpleNamespace(dim=dim), policy_kind="champion", model_name="m",  # type: ignore[arg-type]
+                             model_version="3", mlflow_run_id="r", seed=1, context_col="context", recent_touch_col=None)
+
+    check_context_width(serving(width), settings, regions=regions)  # the same width passes
+    with pytest.raises(ValueError, match=rf"m v3 expects a {width - 40}-slot context vector.*build {width} slots"):
+        check_context_width(serving(width - 40), settings, regions=regions)

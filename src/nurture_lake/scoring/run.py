@@ -17,7 +17,8 @@ from pyspark.sql import functions as F
 from nurture_lake.actions import ActionSpace
 from nurture_lake.audit import code_version
 from nurture_lake.config import NurtureConfig
-from nurture_lake.features import consent_and_suppression, latest_features_version
+from nurture_lake.features import FeatureSettings, consent_and_suppression, latest_features_version
+from nurture_lake.features.columns import context_columns
 from nurture_lake.guardrails import GuardrailConfig
 from nurture_lake.identity import attach_lead_id, identity_tables
 from nurture_lake.policy import LearningSettings, LoggingPolicy
@@ -85,6 +86,22 @@ def upsert_decisions(spark: SparkSession, table: TableRef, decisions: DataFrame)
     )
 
 
+def check_context_width(chosen: ServingPolicy, settings: FeatureSettings, *, regions: list[str]) -> None:
+    """Fail before any Spark work when the policy was trained on a different feature set than the code builds.
+
+    A learned policy expects the context vector it was fitted on; after a feature change the champion must be
+    retrained and promoted (or the feature settings restored) before scoring resumes.
+    """
+    expected = getattr(chosen.policy, "dim", None)
+    built = len(context_columns(settings, regions=regions))
+    if expected is not None and expected != built:
+        raise ValueError(
+            f"policy {chosen.model_name} v{chosen.model_version} expects a {expected}-slot context vector, but the "
+            f"configured features build {built} slots (feature settings or code changed since it was trained): "
+            "train and promote a policy on the current features, or restore the feature settings it was trained on"
+        )
+
+
 def score_region(
     spark: SparkSession,
     lake: Lake,
@@ -108,6 +125,7 @@ def score_region(
     table = decisions_table(lake, region)
     existing = table.read(spark) if table.exists(spark) else None
 
+    check_context_width(chosen, FeatureSettings.from_config(cfg), regions=list(cfg.regions))
     requests = due.select("lead_id", "region", F.col("decided_at").alias("as_of"), F.lit(known_at).alias("known_at"))
     features = feature_context_fn(cfg)(events, requests)  # the very function training uses
     graph = identity_tables(lake, region).graph.read(spark)
