@@ -284,6 +284,9 @@ class ClosedLoop:
         out = [
             f"Simulated {sim.leads:,} leads in {', '.join(self.lake.regions)} over {sim.days} days (seed {sim.seed}).",
             f"Learning every {self.train_every_days} days: train → off-policy evaluation → promotion gate.",
+            "Realised reward credits every event of a lead inside a decision's window to that decision (the "
+            "attribution rule), including activity that would have happened anyway; the expected reward below "
+            "comes from the simulator's hidden truths and measures what the chosen action itself is worth.",
         ]
         for gate in self.result.gate_decisions:
             out.append(f"Gate at {gate.get('as_of')}: {'promoted' if gate.get('promoted') else 'refused'} — {gate.get('reason')}")
