@@ -231,6 +231,13 @@ def _features_core(
             acc = acc + c
         return acc.cast("double")
 
+    def in_lookback(types: tuple[str, ...] | list[str]) -> Column:
+        """Events of ``types`` inside the lookback (the sum of their day-part buckets)."""
+        acc = total(types, f"p_{DAYPARTS[0]}")
+        for part in DAYPARTS[1:]:
+            acc = acc + total(types, f"p_{part}")
+        return acc
+
     def latest(types: tuple[str, ...] | list[str], field: str) -> Column:
         cols = stat(types, field)
         return cols[0] if len(cols) == 1 else F.greatest(*cols)
@@ -282,12 +289,6 @@ def _features_core(
     for name in CRM_STAGES:
         out[f"crm_stage_{name}"] = F.when(F.col("crm_stage") == name, 1.0).otherwise(0.0)
 
-    def in_lookback(types: tuple[str, ...] | list[str]) -> Column:
-        acc = total(types, f"p_{DAYPARTS[0]}")
-        for part in DAYPARTS[1:]:
-            acc = acc + total(types, f"p_{part}")
-        return acc
-
     n_share = len(s.channels) + 1
     for channel in s.channels:
         out[f"channel_share_{channel}"] = (
@@ -308,15 +309,12 @@ def _features_core(
 
     names = feature_columns(s)
     assert list(out) == names, "feature expressions out of step with describe_features()"
-    profile_total = total(eng, f"p_{DAYPARTS[0]}")
-    for part in DAYPARTS[1:]:
-        profile_total = profile_total + total(eng, f"p_{part}")
     return (
         agg.withColumn("lifecycle_stage", stage)
         .withColumn("local_hour", F.hour(local_asof))
         .withColumn("last_touch_at", latest(s.touch_types, "last_lb"))
         .withColumn("last_engagement_at", latest(eng, "last_lb"))
-        .withColumn("_profile_total", profile_total)
+        .withColumn("_profile_total", in_lookback(eng))
         .select(
             "lead_id", "as_of", "region", "timezone", "local_hour", "lifecycle_stage",
             "last_touch_at", "last_engagement_at",
