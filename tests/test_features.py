@@ -509,3 +509,19 @@ def test_features_job_refreshes_table_and_audits(
         audits.select("status", F.col("outputs")["us.gold.lead_features"].alias("version")),
         spark.createDataFrame([("succeeded", 0), ("succeeded", 0)], "status string, version bigint"),
     )
+
+
+def test_feature_quiet_hours_follow_the_guardrails_unless_set(cfg: NurtureConfig) -> None:
+    """The send-hour features defer into the window the guardrails enforce; an explicit setting wins."""
+    def with_sections(guard_quiet: dict[str, Any], features: dict[str, Any]) -> NurtureConfig:
+        raw = cfg.model_dump(mode="json")
+        extra = raw.pop("extra")
+        extra["guardrails"] = {**extra["guardrails"], "quiet_hours": {**extra["guardrails"]["quiet_hours"], **guard_quiet}}
+        extra["features"] = {**extra["features"], **features}
+        return parse_config({**raw, **extra})
+
+    assert FeatureSettings.from_config(cfg).quiet_hours == (21, 8)
+    assert FeatureSettings.from_config(with_sections({"start": "22:30", "end": "07:00"}, {})).quiet_hours == (22, 7)
+    assert FeatureSettings.from_config(with_sections({"enabled": False}, {})).quiet_hours is None
+    explicit = with_sections({"start": "22:30", "end": "07:00"}, {"quiet_hours": [20, 9]})
+    assert FeatureSettings.from_config(explicit).quiet_hours == (20, 9)

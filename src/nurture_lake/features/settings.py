@@ -73,8 +73,8 @@ class FeatureSettings(_Frozen):
     """Send times (hours after ``as_of``) whose local hour the ``hour_match_<o>h`` features score; whole-day
     waits keep the hour of ``as_of``, so ``0`` covers them."""
     quiet_hours: tuple[int, int] | None = (21, 8)
-    """Local ``[start, end)`` hours in which a send is deferred to ``end`` (mirror ``guardrails.quiet_hours``);
-    ``None``: sends go out at their offset."""
+    """Local ``[start, end)`` hours in which a send is deferred to ``end``; ``None``: sends go out at their
+    offset. Left out of the ``features`` section, it follows ``guardrails.quiet_hours`` (see ``from_config``)."""
     hour_kernel_hours: float = 1.5
     """Width (sd, hours) of the Gaussian kernel that scores an engagement's local hour against a send hour."""
     hour_prior: float = 0.25
@@ -118,9 +118,19 @@ class FeatureSettings(_Frozen):
 
     @classmethod
     def from_config(cls, cfg: NurtureConfig) -> FeatureSettings:
-        """Read ``cfg.section("features")``; defaults for every missing field."""
+        """Read ``cfg.section("features")``; defaults for every missing field.
+
+        ``quiet_hours``, when the section does not set it, follows ``guardrails.quiet_hours`` (the default
+        rules; whole hours), so the features score the send hour the guardrails will actually allow.
+        """
+        section = dict(cfg.section("features"))
+        if "quiet_hours" not in section:
+            from nurture_lake.guardrails.config import GuardrailConfig  # the guardrails package imports features
+
+            quiet = GuardrailConfig.from_config(cfg).defaults.quiet_hours
+            section["quiet_hours"] = (int(quiet.start[:2]), int(quiet.end[:2])) if quiet.enabled else None
         try:
-            return cls(**cfg.section("features"))
+            return cls(**section)
         except ValidationError as exc:
             raise ConfigError(f"features: {exc}") from None
 
