@@ -57,9 +57,21 @@ def _newer(source: str, target: str) -> Column:
     return F.struct(*s_key) > F.struct(*t_key)
 
 
-def upsert_consent_ledger(spark: SparkSession, table: TableRef, rows: DataFrame) -> None:
-    """Insert ledger rows not already present (idempotent on replay)."""
+def upsert_consent_ledger(
+    spark: SparkSession, table: TableRef, rows: DataFrame, *, txn_app_id: str | None = None,
+    txn_version: int | None = None,
+) -> None:
+    """Insert ledger rows not already present (idempotent on replay).
+
+    With ``txn_app_id``/``txn_version`` (a streaming micro-batch whose rows come from events already
+    deduplicated against silver) it is a plain idempotent append — Delta skips a replayed version —
+    instead of a MERGE against the whole ledger.
+    """
     table.ensure(spark, SILVER_CONSENT_LEDGER)
+    if txn_app_id is not None and txn_version is not None:
+        table.append(rows.select(*[f.name for f in SILVER_CONSENT_LEDGER.fields]),
+                     txn_app_id=txn_app_id, txn_version=txn_version)
+        return
     (
         table.delta(spark).alias("t")
         .merge(rows.alias("s"), " AND ".join(f"t.{k} = s.{k}" for k in ("event_id", *_KEY)))

@@ -1,11 +1,11 @@
 """One micro-batch of raw landing rows → bronze, quarantine, silver, identifier vault, consent.
 
-Exactly-once across restarts: appends (bronze, quarantine, silver) carry Delta's idempotent-write
-options (``txnAppId`` + ``txnVersion = batch_id``) so a replayed batch is skipped; the vault appends
-only keys it lacks and the consent MERGEs are insert-only on natural keys, so replaying them changes nothing. Duplicates of
-earlier batches are found by ``event_id`` against silver before the append (a replay of the same
-batch and file is not a duplicate). The order (bronze → quarantine → silver → vault → consent)
-means a replay after a partial failure redoes only what is missing.
+Exactly-once across restarts: appends (bronze, quarantine, silver, consent ledger) carry Delta's
+idempotent-write options (``txnAppId`` + ``txnVersion = batch_id``) so a replayed batch is skipped; the
+vault appends only keys it lacks and the current-consent MERGE only lets a newer row win, so replaying
+them changes nothing. Duplicates of earlier batches are found by ``event_id`` against silver before
+the append (a replay of the same batch and file is not a duplicate). The order (bronze → quarantine →
+silver → vault → consent) means a replay after a partial failure redoes only what is missing.
 """
 
 from __future__ import annotations
@@ -208,7 +208,8 @@ def process_batch(
         ledger = consent_ledger_rows(silver_rows).persist(StorageLevel.MEMORY_AND_DISK)
         cached.append(ledger)
         if not ledger.isEmpty():
-            upsert_consent_ledger(spark, tables.consent_ledger, ledger)
+            upsert_consent_ledger(spark, tables.consent_ledger, ledger,
+                                  txn_app_id=f"{app_id}.consent_ledger", txn_version=batch_id)
             upsert_consent_current(spark, tables.consent_current, ledger)
 
         # Counts from one pass over the cached batch; every valid row is kept or a duplicate.
@@ -239,7 +240,11 @@ def _upsert_identifiers(spark: SparkSession, table: TableRef, good: DataFrame) -
         .select("_e.*", "occurred_at")
         .where(F.col("id_key").isNotNull() & F.col("value").isNotNull())
     )
-    rows = union.groupBy("id_key", "id_type", "value").agg(F.min("occurred_at").alias("first_seen_at"))
+    # The pseudonym is a function of (type, normalised value), so grouping by it alone loses nothing
+    # and hashes one string instead of three.
+    rows = union.groupBy("id_key").agg(
+        F.min("id_type").alias("id_type"), F.min("value").alias("value"), F.min("occurred_at").alias("first_seen_at")
+    )
     _merge_vault(spark, table, rows)
 
 
