@@ -15,14 +15,16 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType, TimestampType
 from pyspark.testing import assertDataFrameEqual
 
-from nurture_lake.config import NurtureConfig, parse_config
+from nurture_lake.config import ConfigError, NurtureConfig, load_config, parse_config
 from nurture_lake.features import (
     CONTEXT_COLUMNS,
     FEATURE_COLUMNS,
     FeatureSettings,
     compute_features,
     consent_and_suppression,
+    context_columns,
     context_vector,
+    describe_features,
     features_from_table,
     latest_features_version,
     read_lead_features,
@@ -402,6 +404,26 @@ def test_context_vector_is_fixed_length_with_bias(spark: SparkSession, cfg: Nurt
     assert vectors["A"][slot["hours_since_email_touch"]] == pytest.approx(6 / CAP)
     assert vectors["Z"][slot["hours_since_email_touch"]] == 1.0
     assert vectors["Z"][slot["stage_new"]] == 1.0
+
+
+def test_context_families_pick_slots_of_the_full_vector(spark: SparkSession, cfg: NurtureConfig) -> None:
+    ev = (_Events().add("A", "email_sent", T - timedelta(hours=6)).add("A", "email_open", T - timedelta(hours=5))
+          .add("B", "push_sent", T - timedelta(days=3)))
+    feats = compute_features(ev.df(spark), _requests(spark, [("A", T), ("B", T), ("Z", T)]), regions=cfg.regions)
+    everything = FeatureSettings(context_families=None)
+    chosen = FeatureSettings(context_families=("recency", "affinity", "crm_stage"))
+    full_names = context_columns(everything, regions=cfg.regions)
+    names = context_columns(chosen, regions=cfg.regions)
+    assert names[0] == "bias" and names[-2:] == ["region_us", "region_eu"]
+    assert {c.family for c in describe_features() if c.name in names} == {"recency", "affinity", "crm_stage"}
+    slots = [full_names.index(n) for n in names]
+    full = context_vector(feats, settings=everything, regions=cfg.regions)
+    picked = full.select("lead_id", F.array(*[F.col("context")[i] for i in slots]).alias("context"))
+    assertDataFrameEqual(context_vector(feats, settings=chosen, regions=cfg.regions).select("lead_id", "context"), picked)
+    # The choice changes what the bandit reads, not what a feature column means.
+    assert chosen.feature_version == everything.feature_version
+    with pytest.raises(ConfigError, match="context_families.*unknown: counts"):
+        FeatureSettings.from_config(load_config("local", overrides={"features.context_families": ["counts"]}))
 
 
 def test_settings_validate_and_version(cfg: NurtureConfig) -> None:

@@ -128,13 +128,21 @@ def feature_columns(settings: FeatureSettings | None = None) -> list[str]:
 FEATURE_COLUMNS: list[str] = feature_columns()
 """The numeric feature columns for the default settings, in vector order (see :func:`describe_features`)."""
 
-CONTEXT_COLUMNS: list[str] = ["bias", *FEATURE_COLUMNS]
-"""What each slot of the default context vector holds: the bias term first, then the features."""
+
+def context_features(settings: FeatureSettings | None = None) -> list[FeatureColumn]:
+    """The feature columns the context vector holds: those of ``settings.context_families`` (all when unset)."""
+    s = settings or FeatureSettings()
+    families = s.context_families
+    return [c for c in describe_features(s) if families is None or c.family in families]
+
+
+CONTEXT_COLUMNS: list[str] = ["bias", *(c.name for c in context_features())]
+"""What each slot of the default context vector holds: the bias term first, then the context features."""
 
 
 def context_columns(settings: FeatureSettings | None = None, *, regions: Sequence[str] = ()) -> list[str]:
-    """Slot names of the context vector: ``bias``, the features, then ``region_<r>`` one-hots if asked."""
-    return ["bias", *feature_columns(settings), *(f"region_{r}" for r in regions)]
+    """Slot names of the context vector: ``bias``, the context features, then ``region_<r>`` one-hots if asked."""
+    return ["bias", *(c.name for c in context_features(settings)), *(f"region_{r}" for r in regions)]
 
 
 def _transformed(col: FeatureColumn, settings: FeatureSettings) -> Column:
@@ -153,7 +161,7 @@ def context_column(settings: FeatureSettings | None = None, *, regions: Sequence
     policy leaves it empty (the slot would equal the bias).
     """
     s = settings or FeatureSettings()
-    parts = [F.lit(1.0)] + [_transformed(c, s) for c in describe_features(s)]
+    parts = [F.lit(1.0)] + [_transformed(c, s) for c in context_features(s)]
     parts += [F.when(F.col("region") == F.lit(r), 1.0).otherwise(0.0) for r in regions]
     return F.array(*parts)
 

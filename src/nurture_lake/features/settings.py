@@ -45,6 +45,11 @@ CRM_STAGES: tuple[str, ...] = ("new", "engaged", "mql", "sql", "dormant")
 DAYPARTS: tuple[str, ...] = ("weekday_night", "weekday_morning", "weekday_afternoon", "weekday_evening", "weekend")
 """Local day-part buckets of the engagement profile: weekday 0–6h, 6–12h, 12–18h, 18–24h, and Sat/Sun."""
 
+FEATURE_FAMILIES: tuple[str, ...] = (
+    "count", "rate", "touches", "recency", "profile", "fatigue", "lifecycle", "local_time", "crm_stage", "affinity",
+)
+"""The families of :func:`~nurture_lake.features.columns.describe_features`; ``context_families`` picks among them."""
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
@@ -79,6 +84,9 @@ class FeatureSettings(_Frozen):
     """Width (sd, hours) of the Gaussian kernel that scores an engagement's local hour against a send hour."""
     hour_prior: float = 0.25
     """Pseudo-engagements per local hour (uniform) added to the hour-of-day profile."""
+    context_families: tuple[str, ...] | None = None
+    """Feature families that enter the bandit's context vector (``None``: all of them). The feature table
+    keeps every column either way; fewer, more informative slots mean less estimation error per action."""
 
     @field_validator("windows_days")
     @classmethod
@@ -95,6 +103,17 @@ class FeatureSettings(_Frozen):
                 raise ValueError(f"channel {channel!r} has no '{channel}_sent' event type")
         if not value or len(set(value)) != len(value):
             raise ValueError("channels must be a non-empty list of distinct channels")
+        return value
+
+    @field_validator("context_families")
+    @classmethod
+    def _families(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        unknown = sorted(set(value) - set(FEATURE_FAMILIES))
+        if unknown or not value or len(set(value)) != len(value):
+            raise ValueError(f"context_families must be distinct names among {', '.join(FEATURE_FAMILIES)}"
+                             + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
         return value
 
     @model_validator(mode="after")
@@ -136,8 +155,11 @@ class FeatureSettings(_Frozen):
 
     @property
     def feature_version(self) -> str:
-        """``<logic version>-<hash of these settings>``: equal strings mean identical definitions."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """``<logic version>-<hash of these settings>``: equal strings mean identical definitions.
+
+        ``context_families`` is left out: it picks what the bandit reads, not what a feature column means.
+        """
+        blob = json.dumps(self.model_dump(mode="json", exclude={"context_families"}), sort_keys=True)
         return f"{FEATURE_LOGIC_VERSION}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
     # Event-type families -------------------------------------------------------------------------------
