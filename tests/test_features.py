@@ -30,6 +30,7 @@ from nurture_lake.features import (
     read_lead_features,
     update_lead_features,
 )
+from nurture_lake.features.settings import FEATURE_FAMILIES
 from nurture_lake.schemas import SILVER_CONSENT_CURRENT, SILVER_EVENTS
 from nurture_lake.tables import Lake
 
@@ -416,6 +417,7 @@ def test_context_families_pick_slots_of_the_full_vector(spark: SparkSession, cfg
     names = context_columns(chosen, regions=cfg.regions)
     assert names[0] == "bias" and names[-2:] == ["region_us", "region_eu"]
     assert {c.family for c in describe_features() if c.name in names} == {"recency", "affinity", "crm_stage"}
+    assert set(FEATURE_FAMILIES) == {c.family for c in describe_features()}  # the validator's list is complete
     slots = [full_names.index(n) for n in names]
     full = context_vector(feats, settings=everything, regions=cfg.regions)
     picked = full.select("lead_id", F.array(*[F.col("context")[i] for i in slots]).alias("context"))

@@ -6,7 +6,6 @@ from nurture_lake.consent.ledger import (
     consent_ledger_rows,
     current_consent,
     upsert_consent_current,
-    upsert_consent_ledger,
 )
 
 __all__ = [
@@ -15,5 +14,4 @@ __all__ = [
     "consent_ledger_rows",
     "current_consent",
     "upsert_consent_current",
-    "upsert_consent_ledger",
 ]

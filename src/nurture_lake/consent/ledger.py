@@ -12,7 +12,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from nurture_lake.schemas import CONSENT_EVENT_TYPES, SILVER_CONSENT_CURRENT, SILVER_CONSENT_LEDGER
+from nurture_lake.schemas import CONSENT_EVENT_TYPES, SILVER_CONSENT_CURRENT
 from nurture_lake.tables import TableRef
 
 DEFAULT_PURPOSE = "marketing"
@@ -55,29 +55,6 @@ def _newer(source: str, target: str) -> Column:
     """SQL condition: the source row takes precedence over the target row."""
     s_key, t_key = _precedence(f"{source}."), _precedence(f"{target}.")
     return F.struct(*s_key) > F.struct(*t_key)
-
-
-def upsert_consent_ledger(
-    spark: SparkSession, table: TableRef, rows: DataFrame, *, txn_app_id: str | None = None,
-    txn_version: int | None = None,
-) -> None:
-    """Insert ledger rows not already present (idempotent on replay).
-
-    With ``txn_app_id``/``txn_version`` (a streaming micro-batch whose rows come from events already
-    deduplicated against silver) it is a plain idempotent append — Delta skips a replayed version —
-    instead of a MERGE against the whole ledger.
-    """
-    table.ensure(spark, SILVER_CONSENT_LEDGER)
-    if txn_app_id is not None and txn_version is not None:
-        table.append(rows.select(*[f.name for f in SILVER_CONSENT_LEDGER.fields]),
-                     txn_app_id=txn_app_id, txn_version=txn_version)
-        return
-    (
-        table.delta(spark).alias("t")
-        .merge(rows.alias("s"), " AND ".join(f"t.{k} = s.{k}" for k in ("event_id", *_KEY)))
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
 
 
 def upsert_consent_current(spark: SparkSession, table: TableRef, ledger_rows: DataFrame) -> None:

@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from nurture_lake.config import NurtureConfig
-from nurture_lake.consent import consent_ledger_rows, upsert_consent_current, upsert_consent_ledger
+from nurture_lake.consent import consent_ledger_rows, upsert_consent_current
 from nurture_lake.ingest.parse import rank_duplicates, validate_events
 from nurture_lake.schemas import (
     BRONZE_EVENTS_RAW,
@@ -208,8 +208,8 @@ def process_batch(
         ledger = consent_ledger_rows(silver_rows).persist(StorageLevel.MEMORY_AND_DISK)
         cached.append(ledger)
         if not ledger.isEmpty():
-            upsert_consent_ledger(spark, tables.consent_ledger, ledger,
-                                  txn_app_id=f"{app_id}.consent_ledger", txn_version=batch_id)
+            # Ledger rows come from events already deduplicated against silver: an idempotent append.
+            tables.consent_ledger.append(ledger, txn_app_id=f"{app_id}.consent_ledger", txn_version=batch_id)
             upsert_consent_current(spark, tables.consent_current, ledger)
 
         # Counts from one pass over the cached batch; every valid row is kept or a duplicate.
