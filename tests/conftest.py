@@ -48,6 +48,8 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
         # cache keeps C1 from filling it and switching the compiler off in long sessions.
         .config("spark.driver.extraJavaOptions",
                 "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m")
+        # As in get_spark(): room for every generated class a micro-batch uses (the default 100 thrashes).
+        .config("spark.sql.codegen.cache.maxEntries", "2000")
         # VACUUM with zero retention in erasure tests.
         .config("spark.databricks.delta.retentionDurationCheck.enabled", "false")
         # Delta tables in tests are tiny; skip the per-commit checksum/stats work where possible.

@@ -94,6 +94,10 @@ def get_spark(
             # interpreted; past this size Spark evaluates the (JIT-compiled) expressions instead.
             # Ingest validation's first micro-batch measured ~2x faster with it.
             .config("spark.sql.codegen.hugeMethodLimit", "8000")
+            # Spark keeps 100 compiled classes by default; one ingest micro-batch (validation, Delta
+            # writes, MERGEs) uses ~200, so every batch recompiled them all and the JIT re-optimised
+            # the new classes. Measured on a 9k-event batch: 200 → 2 compilations, 7.5 s → 5.5 s.
+            .config("spark.sql.codegen.cache.maxEntries", "2000")
             # Small local tables: read Delta snapshots with few partitions.
             .config("spark.databricks.delta.snapshotPartitions", "2")
             # Local Delta tables need no retention-period guard for VACUUM in tests and erasure.
