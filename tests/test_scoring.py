@@ -222,3 +222,35 @@ def test_a_policy_trained_on_other_features_is_refused_with_a_clear_error(cfg: N
     check_context_width(serving(width), settings, regions=regions)  # the same width passes
     with pytest.raises(ValueError, match=rf"m v3 expects a {width - 40}-slot context vector.*build {width} slots"):
         check_context_width(serving(width - 40), settings, regions=regions)
+
+
+def test_replay_after_an_identity_merge_writes_no_second_decision(spark: SparkSession, cfg: NurtureConfig) -> None:
+    """A batch decided, then identity merged one of its leads into another, then the batch replayed.
+
+    The replay sees the merged lead with the trigger event it had before (now under the survivor's id)
+    and must find that decision already written; reviews stay keyed by lead.
+    """
+    due, features, flags, touches = _inputs(spark, n=6)
+    space = ActionSpace.from_config(cfg)
+    policy = LoggingPolicy(space.action_ids, kind="uniform", floor=0.1, seed=7)
+    kwargs = dict(features=features, flags=flags, touches=touches, policy=policy, baseline=policy,
+                  guardrails=GuardrailConfig.from_config(cfg), action_space=space,
+                  settings=ScoringSettings(), lineage=_lineage(), seed=7)
+    table = Lake(cfg).table("us", "gold", "cadence_decisions")
+    upsert_decisions(spark, table, decide(due, **kwargs).localCheckpoint())
+    first = table.read(spark).collect()
+
+    # L001 merged into L003 (same region): the survivor's latest trigger is L001's event.
+    replay = due.where(F.col("lead_id") != "L003").withColumn(
+        "lead_id", F.when(F.col("lead_id") == "L001", F.lit("L003")).otherwise(F.col("lead_id"))
+    )
+    upsert_decisions(spark, table, decide(replay, **kwargs).localCheckpoint())
+    assertDataFrameEqual(table.read(spark), first)
+
+    # Two leads reviewed at the same moment get two decisions.
+    review = spark.createDataFrame(
+        [(lead, "eu", NOW, f"review:{NOW.isoformat()}", "review") for lead in ("L000", "L002")],
+        "lead_id string, region string, decided_at timestamp, trigger string, trigger_type string",
+    )
+    reviewed = decide(review, **kwargs).select("lead_id", "decision_id").collect()
+    assert len({r["decision_id"] for r in reviewed}) == 2

@@ -150,7 +150,7 @@ GUARDRAIL_RESULT = StructType([  # nested in an array: Delta allows no NOT NULL 
 ])
 
 GOLD_CADENCE_DECISIONS = StructType([
-    StructField("decision_id", StringType(), False),      # deterministic: sha of (lead_id, trigger, policy) → idempotent
+    StructField("decision_id", StringType(), False),      # deterministic: sha of (region, trigger event) or (lead_id, review) → idempotent
     StructField("lead_id", StringType(), False),
     StructField("region", StringType(), False),
     StructField("decided_at", TimestampType(), False),

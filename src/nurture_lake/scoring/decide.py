@@ -77,8 +77,16 @@ class Lineage:
 
 
 def decision_id_col() -> Column:
-    """Deterministic id of a decision: the same lead and trigger always give the same id."""
-    return F.substring(F.sha2(F.concat_ws("|", F.col("lead_id"), F.col("trigger")), 256), 1, 32)
+    """Deterministic id of a decision, so a replayed batch writes nothing twice.
+
+    An event-triggered decision is keyed by its region and trigger event alone: the event belongs to
+    one lead, and a replay after identity merged that lead into another (a new ``lead_id``) still
+    yields the same id. A review is keyed by its lead and review time.
+    """
+    event_key = F.concat_ws("|", F.lit("event"), F.col("region"), F.col("trigger"))
+    review_key = F.concat_ws("|", F.col("lead_id"), F.col("trigger"))
+    key = F.when(F.col("trigger_type") == F.lit("event"), event_key).otherwise(review_key)
+    return F.substring(F.sha2(key, 256), 1, 32)
 
 
 def holdout_col(settings: ScoringSettings) -> Column:
