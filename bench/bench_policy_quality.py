@@ -745,6 +745,8 @@ class PolicyQualityRun:
                 learn_values=np.concatenate([t.outcomes.value for t in learning]),
                 eval_contexts=contexts, eval_values=outcomes.value, eval_unsubscribe=outcomes.unsubscribe,
                 eval_allowed=mask, eval_leads=np.array([lead for t in evaluation for lead in t.leads]),
+                # The world's parameters, so an offline study can rebuild the population's hidden truths.
+                seed=self.sim.seed, leads=self.sim.leads, days=self.days, eval_days=self.eval_days,
             )
         return summary
 

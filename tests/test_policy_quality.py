@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,10 +98,11 @@ def test_evidence_lambda_recovers_the_noise_to_signal_ratio() -> None:
     assert np.abs(fitted.theta[1]).max() < 0.05 < np.abs(fitted.theta[0]).max()
 
 
-def test_a_tiny_run_reports_every_policy(spark: SparkSession, cfg: NurtureConfig) -> None:
+def test_a_tiny_run_reports_every_policy(spark: SparkSession, cfg: NurtureConfig, tmp_path: Path) -> None:
     light = cfg.model_copy(update={"extra": {**cfg.extra, "learning": {
         **cfg.section("learning"), "ope_bootstrap": 20, "thompson_draws": 200, "min_training_examples": 20}}})
-    run = PolicyQualityRun(spark, light, leads=60, days=8, eval_days=1, seed=3, train_every=8, log=lambda _: None)
+    run = PolicyQualityRun(spark, light, leads=60, days=8, eval_days=1, seed=3, train_every=8, log=lambda _: None,
+                           dump=tmp_path / "pq.npz")
     result = run.run()
     policies = result["policies"]
     assert {"random", "oracle", "learned", "learned_greedy", "linear_ceiling", "fixed:hold"} <= set(policies)
@@ -114,6 +116,27 @@ def test_a_tiny_run_reports_every_policy(spark: SparkSession, cfg: NurtureConfig
     assert set(result["targets"]) == {"score_at_least_0.8", "beats_best_fixed", "unsubscribe_not_higher_than_best_fixed"}
     assert result["trainings"] and result["trainings"][-1]["day"] == 8
     assert result["normalised_score"] == pytest.approx(policies["learned"]["normalised_score"])
+    _check_offline_study(run, light, tmp_path / "pq.npz")
+
+
+def _check_offline_study(run: PolicyQualityRun, cfg: NurtureConfig, path: Path) -> None:
+    """``bench.policy_ceilings`` reads the run's ``--dump`` and scores models the way the benchmark does."""
+    from bench.policy_ceilings import Dump, ceilings, choice_score, lead_truths, truths_study
+
+    dump = Dump.load(path)
+    values, allowed = dump.eval_values, dump.eval_allowed
+    # Predicting the exact values chooses the oracle's action (1.0); predicting their negation, the worst.
+    assert choice_score(np.nan_to_num(values), values, allowed) == pytest.approx(1.0)
+    assert choice_score(-np.nan_to_num(values), values, allowed) < 0.0
+    # The rebuilt truths are the run's own world's: lead "<region>-<index>" is row <index> of its region.
+    truths = lead_truths(cfg, dump)
+    expected = [run.world.populations[r].affinity[int(i)] for r, i in (str(x).rsplit("-", 1) for x in dump.eval_leads)]
+    np.testing.assert_array_equal(truths["affinity"], np.array(expected))
+    for score in ceilings(dump, max_iter=10).values():
+        assert score <= 1.0 + 1e-9
+    study = truths_study(cfg, dump, max_iter=10)
+    assert set(study) == {"context", "context + true affinities", "context + all per-lead truths"}
+    assert all(s <= 1.0 + 1e-9 for scores in study.values() for s in scores.values())
 
 
 def test_training_rewards_count_only_the_decisions_own_responses(spark: SparkSession) -> None:
@@ -159,3 +182,4 @@ def test_bootstrap_intervals_resample_leads() -> None:
     assert ci["normalised_score_learned_greedy"] == pytest.approx([1.0, 1.0])
     lo, hi = ci["learned_minus_best_fixed_per_1000"]
     assert lo < 1000 * float(np.mean(0.3 * oracle)) < hi
+

@@ -1,0 +1,166 @@
+"""Offline ceilings of the policy-quality benchmark, from the arrays its ``--dump`` writes.
+
+``python -m bench.bench_policy_quality --dump .bench/pq.npz`` first, then
+``python -m bench.policy_ceilings .bench/pq.npz``. Every score is the benchmark's normalised score
+(value of the chosen action − random) / (oracle − random) over the evaluation lead-days, where a model
+"chooses" the allowed action with the highest predicted value. Two studies:
+
+* **ceilings**: per-action models fitted on the learning phase's contexts and *exact* action values, scored on
+  the evaluation days: what a perfect learner could do with the product's context (linear and gradient-boosted
+  trees).
+* **truths**: the evaluation lead-days alone, five-fold cross-validated by lead, with the simulator's hidden
+  per-lead truths (channel affinities, fatigue sensitivity, conversion, lifecycle) added to the context: how much
+  knowing what the context cannot see would be worth.
+
+An offline study, not a product path: it uses scikit-learn (installed with MLflow) and NumPy only.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+from nurture_lake.config import NurtureConfig
+from nurture_lake.simulator import SimulatorConfig
+from nurture_lake.simulator.population import build_population
+
+Fit = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""(train features, train targets, evaluation features) → predictions."""
+
+
+@dataclass(frozen=True)
+class Dump:
+    """The arrays of one ``--dump``."""
+
+    action_ids: np.ndarray
+    learn_contexts: np.ndarray
+    learn_values: np.ndarray      # (n, actions), NaN where the action was not allowed
+    eval_contexts: np.ndarray
+    eval_values: np.ndarray
+    eval_allowed: np.ndarray      # bool (n, actions)
+    eval_leads: np.ndarray        # the world's lead ids, e.g. "us-000042"
+    seed: int
+    leads: int
+    days: int
+    eval_days: int
+
+    @classmethod
+    def load(cls, path: Path) -> Dump:
+        with np.load(path, allow_pickle=False) as d:
+            missing = {"seed", "leads", "days", "eval_days"} - set(d.files)
+            if missing:
+                raise ValueError(f"{path}: no {sorted(missing)} (written by an older benchmark); run the benchmark again")
+            return cls(
+                action_ids=d["action_ids"], learn_contexts=d["learn_contexts"], learn_values=d["learn_values"],
+                eval_contexts=d["eval_contexts"], eval_values=d["eval_values"], eval_allowed=d["eval_allowed"],
+                eval_leads=d["eval_leads"], seed=int(d["seed"]), leads=int(d["leads"]), days=int(d["days"]),
+                eval_days=int(d["eval_days"]),
+            )
+
+
+def choice_score(predicted: np.ndarray, values: np.ndarray, allowed: np.ndarray) -> float:
+    """Normalised score of choosing, per row, the allowed action with the highest ``predicted`` value."""
+    random = np.nanmean(np.where(allowed, values, np.nan), axis=1).mean()
+    oracle = np.nanmax(np.where(allowed, values, -np.inf), axis=1).mean()
+    chosen = np.argmax(np.where(allowed, predicted, -np.inf), axis=1)
+    return float((values[np.arange(len(chosen)), chosen].mean() - random) / (oracle - random))
+
+
+def ridge(x: np.ndarray, y: np.ndarray, x_eval: np.ndarray, lam: float = 1.0) -> np.ndarray:
+    """Ridge regression with an intercept column; ``lam`` penalises every weight, the intercept too."""
+    xb, eb = np.c_[x, np.ones(len(x))], np.c_[x_eval, np.ones(len(x_eval))]
+    return eb @ np.linalg.solve(lam * np.eye(xb.shape[1]) + xb.T @ xb, xb.T @ y)
+
+
+def boosted_trees(max_iter: int = 150) -> Fit:
+    def fit(x: np.ndarray, y: np.ndarray, x_eval: np.ndarray) -> np.ndarray:
+        return HistGradientBoostingRegressor(max_iter=max_iter, random_state=0).fit(x, y).predict(x_eval)
+    return fit
+
+
+def per_action(fit: Fit, x: np.ndarray, values: np.ndarray, x_eval: np.ndarray) -> np.ndarray:
+    """One model per action, each fitted on the rows where that action has a value."""
+    out = np.zeros((len(x_eval), values.shape[1]))
+    for j in range(values.shape[1]):
+        ok = ~np.isnan(values[:, j])
+        out[:, j] = fit(x[ok], values[ok, j], x_eval) if ok.any() else 0.0
+    return out
+
+
+def ceilings(dump: Dump, *, max_iter: int = 150) -> dict[str, float]:
+    """Learning-phase fit → evaluation score, for a linear and a tree model."""
+    fits: dict[str, Fit] = {"linear": ridge, "boosted_trees": boosted_trees(max_iter)}
+    return {
+        name: choice_score(per_action(fit, dump.learn_contexts, dump.learn_values, dump.eval_contexts),
+                           dump.eval_values, dump.eval_allowed)
+        for name, fit in fits.items()
+    }
+
+
+def lead_truths(cfg: NurtureConfig, dump: Dump) -> dict[str, np.ndarray]:
+    """Per evaluation row: the lead's true channel affinities, and every per-lead truth (affinities first)."""
+    sim = SimulatorConfig.from_config(cfg, overrides={
+        "seed": dump.seed, "leads": dump.leads, "days": dump.days + dump.eval_days + 1, "bad_record_rate": 0.0,
+    })
+    pops = build_population(cfg, sim)
+    rows = []
+    for lead in dump.eval_leads:
+        region, index = str(lead).rsplit("-", 1)
+        p, i = pops[region], int(index)
+        rows.append(np.concatenate([p.affinity[i], [p.fatigue_sensitivity[i], p.conversion[i], p.lifecycle[i]]]))
+    truths = np.array(rows)
+    return {"affinity": truths[:, : pops[next(iter(pops))].affinity.shape[1]], "all": truths}
+
+
+def cross_validated(fit: Fit, x: np.ndarray, dump: Dump, *, folds: int = 5, seed: int = 0) -> float:
+    """Score of out-of-fold predictions on the evaluation rows, folds split by lead."""
+    leads = np.unique(dump.eval_leads)
+    fold_of = dict(zip(leads, np.random.default_rng(seed).integers(0, folds, len(leads)), strict=True))
+    fold = np.array([fold_of[lead] for lead in dump.eval_leads])
+    predicted = np.zeros_like(dump.eval_values)
+    for k in range(folds):
+        train, test = fold != k, fold == k
+        if train.any() and test.any():
+            predicted[test] = per_action(fit, x[train], dump.eval_values[train], x[test])
+    return choice_score(predicted, dump.eval_values, dump.eval_allowed)
+
+
+def truths_study(cfg: NurtureConfig, dump: Dump, *, max_iter: int = 150) -> dict[str, dict[str, float]]:
+    """Cross-validated scores with the context alone, plus true affinities, plus every per-lead truth."""
+    truths = lead_truths(cfg, dump)
+    inputs = {
+        "context": dump.eval_contexts,
+        "context + true affinities": np.c_[dump.eval_contexts, truths["affinity"]],
+        "context + all per-lead truths": np.c_[dump.eval_contexts, truths["all"]],
+    }
+    fits: dict[str, Fit] = {"linear": ridge, "boosted_trees": boosted_trees(max_iter)}
+    return {name: {f: cross_validated(fit, x, dump) for f, fit in fits.items()} for name, x in inputs.items()}
+
+
+def main() -> None:
+    import tempfile
+
+    from bench.bench_policy_quality import bench_config
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dump", type=Path, help="the .npz written by bench_policy_quality --dump")
+    args = parser.parse_args()
+    dump = Dump.load(args.dump)
+    print(f"{len(dump.learn_contexts):,} learning and {len(dump.eval_contexts):,} evaluation lead-days, "
+          f"{dump.eval_contexts.shape[1]} context slots, {len(dump.action_ids)} actions", flush=True)
+    for name, score in ceilings(dump).items():
+        print(f"  ceiling, {name:<15} {score:.3f}", flush=True)
+    print("truths (5-fold cross-validation by lead, evaluation days):", flush=True)
+    with tempfile.TemporaryDirectory(prefix="nl-ceilings-") as tmp:  # the benchmark's config; nothing is written
+        study = truths_study(bench_config(Path(tmp)), dump)
+    for name, scores in study.items():
+        print(f"  {name:<31} linear {scores['linear']:.3f}  boosted trees {scores['boosted_trees']:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
