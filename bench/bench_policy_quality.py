@@ -59,7 +59,6 @@ Run: ``python -m bench.bench_policy_quality --leads 2000 --days 60 --seed 7``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import tempfile
@@ -106,6 +105,7 @@ from nurture_lake.policy.scoring import decide as policy_decide
 from nurture_lake.policy.trainer import split_training_set
 from nurture_lake.policy.training_set import build_training_set
 from nurture_lake.scoring import ScoringSettings, holdout_col
+from nurture_lake.scoring.decide import decision_id
 from nurture_lake.simulator import SimulatorConfig, World
 from nurture_lake.simulator.organic import generate_region
 from nurture_lake.simulator.population import RegionPopulation, horizon
@@ -399,11 +399,6 @@ def normalised(value: float, random: float, oracle: float) -> float:
 # ---------------------------------------------------------------------------------------------- the run
 
 
-def decision_id(lead_id: str, trigger: str) -> str:
-    """The scorer's deterministic decision id: ``sha2(lead_id || '|' || trigger)[:32]``."""
-    return hashlib.sha256(f"{lead_id}|{trigger}".encode()).hexdigest()[:32]
-
-
 @dataclass
 class Serving:
     """The policy that decides for non-holdout leads, with the lineage the decision rows carry."""
@@ -530,8 +525,8 @@ class PolicyQualityRun:
             out[channel] = consent and not blocked
         return out
 
-    def _due(self, now: int) -> dict[str, str]:
-        """Lead → trigger of the leads due at ``now`` (``scoring.due_leads``'s rule)."""
+    def _due(self, now: int) -> dict[str, tuple[str, str]]:
+        """Lead → (trigger, trigger type) of the leads due at ``now`` (``scoring.due_leads``'s rule)."""
         frames = [self.events, self.responses_pdf]
         triggers = self.scoring.trigger_event_types
         due: dict[str, str] = {}
@@ -543,8 +538,8 @@ class PolicyQualityRun:
                 best = due.get(row.lead_id)
                 if best is None or key > best:
                     due[row.lead_id] = key  # type: ignore[assignment]
-        out = {lead: str(key[1]) for lead, key in due.items()}  # type: ignore[index]
-        review = f"review:{_utc(now).isoformat()}"
+        out = {lead: (str(key[1]), "event") for lead, key in due.items()}  # type: ignore[index]
+        review = (f"review:{_utc(now).isoformat()}", "review")
         for lead, last in self.last_decided.items():
             if lead not in out and last <= now - self.review_s:
                 out[lead] = review
@@ -598,7 +593,7 @@ class PolicyQualityRun:
         self._timed("guardrails", t0)
 
         t0 = time.perf_counter()
-        ids = [decision_id(lead, due[lead]) for lead in leads]
+        ids = [decision_id(lead, self.region_of[lead], *due[lead]) for lead in leads]
         held = np.array([lead in self.holdout for lead in leads])
         probs = np.zeros((n, k))
         chosen = np.zeros(n, dtype=np.int64)

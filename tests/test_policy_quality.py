@@ -182,4 +182,3 @@ def test_bootstrap_intervals_resample_leads() -> None:
     assert ci["normalised_score_learned_greedy"] == pytest.approx([1.0, 1.0])
     lo, hi = ci["learned_minus_best_fixed_per_1000"]
     assert lo < 1000 * float(np.mean(0.3 * oracle)) < hi
-

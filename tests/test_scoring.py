@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import datetime
 
 import pytest
-from pyspark.sql import Row, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
@@ -16,6 +16,7 @@ from nurture_lake.guardrails import GuardrailConfig
 from nurture_lake.policy import LoggingPolicy
 from nurture_lake.schemas import GOLD_CADENCE_DECISIONS
 from nurture_lake.scoring import Lineage, ScoringSettings, decide, due_leads, touch_history
+from nurture_lake.scoring.decide import decision_id, decision_id_col
 from nurture_lake.scoring.due import catch_up_events
 from nurture_lake.scoring.run import upsert_decisions
 from nurture_lake.tables import Lake
@@ -127,13 +128,18 @@ def test_decide_respects_guardrails_and_logs_exact_propensity(spark: SparkSessio
     assertDataFrameEqual(decide(due, **kwargs).drop("guardrails"), out.drop("guardrails"))
 
 
-def test_upsert_is_idempotent(spark: SparkSession, cfg: NurtureConfig) -> None:
-    due, features, flags, touches = _inputs(spark, n=6)
+def _uniform_decide_args(cfg: NurtureConfig, features: DataFrame, flags: DataFrame, touches: DataFrame) -> dict:
+    """``decide`` keyword arguments: uniform logging policy (also the baseline), configured guardrails."""
     space = ActionSpace.from_config(cfg)
     policy = LoggingPolicy(space.action_ids, kind="uniform", floor=0.1, seed=7)
-    decisions = decide(due, features=features, flags=flags, touches=touches, policy=policy, baseline=policy,
-                       guardrails=GuardrailConfig.from_config(cfg), action_space=space,
-                       settings=ScoringSettings(), lineage=_lineage(), seed=7).localCheckpoint()
+    return dict(features=features, flags=flags, touches=touches, policy=policy, baseline=policy,
+                guardrails=GuardrailConfig.from_config(cfg), action_space=space,
+                settings=ScoringSettings(), lineage=_lineage(), seed=7)
+
+
+def test_upsert_is_idempotent(spark: SparkSession, cfg: NurtureConfig) -> None:
+    due, features, flags, touches = _inputs(spark, n=6)
+    decisions = decide(due, **_uniform_decide_args(cfg, features, flags, touches)).localCheckpoint()
     table = Lake(cfg).table("us", "gold", "cadence_decisions")
     upsert_decisions(spark, table, decisions)
     first = table.read(spark).orderBy("decision_id").collect()
@@ -231,11 +237,7 @@ def test_replay_after_an_identity_merge_writes_no_second_decision(spark: SparkSe
     and must find that decision already written; reviews stay keyed by lead.
     """
     due, features, flags, touches = _inputs(spark, n=6)
-    space = ActionSpace.from_config(cfg)
-    policy = LoggingPolicy(space.action_ids, kind="uniform", floor=0.1, seed=7)
-    kwargs = dict(features=features, flags=flags, touches=touches, policy=policy, baseline=policy,
-                  guardrails=GuardrailConfig.from_config(cfg), action_space=space,
-                  settings=ScoringSettings(), lineage=_lineage(), seed=7)
+    kwargs = _uniform_decide_args(cfg, features, flags, touches)
     table = Lake(cfg).table("us", "gold", "cadence_decisions")
     upsert_decisions(spark, table, decide(due, **kwargs).localCheckpoint())
     first = table.read(spark).collect()
@@ -254,3 +256,18 @@ def test_replay_after_an_identity_merge_writes_no_second_decision(spark: SparkSe
     )
     reviewed = decide(review, **kwargs).select("lead_id", "decision_id").collect()
     assert len({r["decision_id"] for r in reviewed}) == 2
+
+
+def test_python_decision_id_equals_the_spark_expression(spark: SparkSession) -> None:
+    """Simulations that decide without Spark (the policy-quality benchmark) must key draws like the scorer."""
+    rows = [("L1", "us", "ev-9", "event"), ("L2", "us", "ev-9", "event"), ("L1", "eu", "ev-9", "event"),
+            ("L1", "us", f"review:{NOW.isoformat()}", "review"), ("L2", "us", f"review:{NOW.isoformat()}", "review")]
+    df = spark.createDataFrame(rows, "lead_id string, region string, trigger string, trigger_type string")
+    assertDataFrameEqual(
+        df.select(*df.columns, decision_id_col().alias("id")),
+        [Row(lead_id=lead, region=region, trigger=trigger, trigger_type=kind, id=decision_id(lead, region, trigger, kind))
+         for lead, region, trigger, kind in rows],
+    )
+    # The same event in one region is one decision whichever lead it resolves to; reviews are per lead.
+    assert decision_id("L1", "us", "ev-9", "event") == decision_id("L2", "us", "ev-9", "event")
+    assert decision_id("L1", "us", "r", "review") != decision_id("L2", "us", "r", "review")

@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -77,7 +78,7 @@ class Lineage:
 
 
 def decision_id_col() -> Column:
-    """Deterministic id of a decision, so a replayed batch writes nothing twice.
+    """Deterministic id of a decision, so a replayed batch writes nothing twice (Spark twin of :func:`decision_id`).
 
     An event-triggered decision is keyed by its region and trigger event alone: the event belongs to
     one lead, and a replay after identity merged that lead into another (a new ``lead_id``) still
@@ -87,6 +88,12 @@ def decision_id_col() -> Column:
     review_key = F.concat_ws("|", F.col("lead_id"), F.col("trigger"))
     key = F.when(F.col("trigger_type") == F.lit("event"), event_key).otherwise(review_key)
     return F.substring(F.sha2(key, 256), 1, 32)
+
+
+def decision_id(lead_id: str, region: str, trigger: str, trigger_type: str) -> str:
+    """:func:`decision_id_col` for Python values (simulations that decide without Spark); tests prove they agree."""
+    key = f"event|{region}|{trigger}" if trigger_type == "event" else f"{lead_id}|{trigger}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def holdout_col(settings: ScoringSettings) -> Column:
