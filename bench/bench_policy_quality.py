@@ -433,6 +433,13 @@ class TrainingRecord:
     dr: dict[str, float] = field(default_factory=dict)
 
 
+def world_config(cfg: NurtureConfig, *, leads: int, days: int, eval_days: int, seed: int) -> SimulatorConfig:
+    """The simulated world of a run: learning and evaluation days plus one, no bad records."""
+    return SimulatorConfig.from_config(cfg, overrides={
+        "seed": seed, "leads": leads, "days": days + eval_days + 1, "bad_record_rate": 0.0,
+    })
+
+
 class PolicyQualityRun:
     """The learning phase and the evaluation rounds on one simulated world (see the module docstring)."""
 
@@ -451,9 +458,7 @@ class PolicyQualityRun:
     ) -> None:
         self.spark, self.cfg, self.log, self.dump = spark, cfg, log, dump
         self.days, self.eval_days, self.train_every = days, eval_days, train_every
-        self.sim = SimulatorConfig.from_config(cfg, overrides={
-            "seed": seed, "leads": leads, "days": days + eval_days + 1, "bad_record_rate": 0.0,
-        })
+        self.sim = world_config(cfg, leads=leads, days=days, eval_days=eval_days, seed=seed)
         self.world = World(cfg, self.sim)
         self.space = ActionSpace.from_config(cfg)
         self.action_ids = self.space.action_ids

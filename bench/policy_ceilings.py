@@ -12,12 +12,13 @@
   per-lead truths (channel affinities, fatigue sensitivity, conversion, lifecycle) added to the context: how much
   knowing what the context cannot see would be worth.
 
-An offline study, not a product path: it uses scikit-learn (installed with MLflow) and NumPy only.
+An offline study, not a product path: scikit-learn (installed with MLflow) and NumPy; Spark is never started.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
+from bench.bench_policy_quality import bench_config, world_config
 from nurture_lake.config import NurtureConfig
-from nurture_lake.simulator import SimulatorConfig
 from nurture_lake.simulator.population import build_population
 
 Fit = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -83,6 +84,11 @@ def boosted_trees(max_iter: int = 150) -> Fit:
     return fit
 
 
+def models(max_iter: int = 150) -> dict[str, Fit]:
+    """The two model forms every study compares."""
+    return {"linear": ridge, "boosted_trees": boosted_trees(max_iter)}
+
+
 def per_action(fit: Fit, x: np.ndarray, values: np.ndarray, x_eval: np.ndarray) -> np.ndarray:
     """One model per action, each fitted on the rows where that action has a value."""
     out = np.zeros((len(x_eval), values.shape[1]))
@@ -94,27 +100,21 @@ def per_action(fit: Fit, x: np.ndarray, values: np.ndarray, x_eval: np.ndarray) 
 
 def ceilings(dump: Dump, *, max_iter: int = 150) -> dict[str, float]:
     """Learning-phase fit → evaluation score, for a linear and a tree model."""
-    fits: dict[str, Fit] = {"linear": ridge, "boosted_trees": boosted_trees(max_iter)}
     return {
         name: choice_score(per_action(fit, dump.learn_contexts, dump.learn_values, dump.eval_contexts),
                            dump.eval_values, dump.eval_allowed)
-        for name, fit in fits.items()
+        for name, fit in models(max_iter).items()
     }
 
 
 def lead_truths(cfg: NurtureConfig, dump: Dump) -> dict[str, np.ndarray]:
     """Per evaluation row: the lead's true channel affinities, and every per-lead truth (affinities first)."""
-    sim = SimulatorConfig.from_config(cfg, overrides={
-        "seed": dump.seed, "leads": dump.leads, "days": dump.days + dump.eval_days + 1, "bad_record_rate": 0.0,
-    })
+    sim = world_config(cfg, leads=dump.leads, days=dump.days, eval_days=dump.eval_days, seed=dump.seed)
     pops = build_population(cfg, sim)
-    rows = []
-    for lead in dump.eval_leads:
-        region, index = str(lead).rsplit("-", 1)
-        p, i = pops[region], int(index)
-        rows.append(np.concatenate([p.affinity[i], [p.fatigue_sensitivity[i], p.conversion[i], p.lifecycle[i]]]))
-    truths = np.array(rows)
-    return {"affinity": truths[:, : pops[next(iter(pops))].affinity.shape[1]], "all": truths}
+    rows = [(pops[region], int(index)) for region, index in (str(lead).rsplit("-", 1) for lead in dump.eval_leads)]
+    affinity = np.array([p.affinity[i] for p, i in rows])
+    others = np.array([[p.fatigue_sensitivity[i], p.conversion[i], p.lifecycle[i]] for p, i in rows])
+    return {"affinity": affinity, "all": np.c_[affinity, others]}
 
 
 def cross_validated(fit: Fit, x: np.ndarray, dump: Dump, *, folds: int = 5, seed: int = 0) -> float:
@@ -138,15 +138,10 @@ def truths_study(cfg: NurtureConfig, dump: Dump, *, max_iter: int = 150) -> dict
         "context + true affinities": np.c_[dump.eval_contexts, truths["affinity"]],
         "context + all per-lead truths": np.c_[dump.eval_contexts, truths["all"]],
     }
-    fits: dict[str, Fit] = {"linear": ridge, "boosted_trees": boosted_trees(max_iter)}
-    return {name: {f: cross_validated(fit, x, dump) for f, fit in fits.items()} for name, x in inputs.items()}
+    return {name: {f: cross_validated(fit, x, dump) for f, fit in models(max_iter).items()} for name, x in inputs.items()}
 
 
 def main() -> None:
-    import tempfile
-
-    from bench.bench_policy_quality import bench_config
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dump", type=Path, help="the .npz written by bench_policy_quality --dump")
     args = parser.parse_args()
