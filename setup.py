@@ -28,7 +28,7 @@ INSTALL_REQUIRES = [
 
 EXTRAS = {
     "local": LOCAL_SPARK,
-    "dev": ["pytest>=8", "hypothesis>=6.100", "pytest-timeout>=2.3"],
+    "dev": ["pytest>=8", "pytest-xdist>=3.6", "hypothesis>=6.100", "pytest-timeout>=2.3"],
     "bench": ["vowpalwabbit>=9"],
 }
 

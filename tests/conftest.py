@@ -1,4 +1,4 @@
-"""Shared fixtures: one Spark JVM for the whole session, a fresh temp lake per test."""
+"""Shared fixtures: one Spark JVM per pytest worker (``make test`` runs two), a fresh temp lake per test."""
 
 from __future__ import annotations
 
