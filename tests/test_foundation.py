@@ -15,6 +15,7 @@ from nurture_lake.actions import ActionSpace, RewardSpec, parse_duration
 from nurture_lake.audit import audit_table, audited_run
 from nurture_lake.config import ConfigError, NurtureConfig, load_config, parse_config
 from nurture_lake.privacy import normalise_email, normalise_phone, pseudonym, pseudonym_col
+from nurture_lake.spark import job_group
 from nurture_lake.tables import Lake
 
 
@@ -105,3 +106,18 @@ def test_audit_rows_on_success_and_failure(spark: SparkSession, cfg: NurtureConf
         ],
     )
     assert all(isinstance(r["started_at"], datetime) and r["code_version"] for r in rows.collect())
+
+
+def test_job_group_labels_jobs_inside_and_restores_the_outer_label(spark: SparkSession) -> None:
+    sc = spark.sparkContext
+    tracker = sc.statusTracker()
+    with job_group(spark, "outer.grp", "outer"):
+        with job_group(spark, "inner.grp", "inner step"):
+            spark.range(10).count()
+            assert sc.getLocalProperty("spark.job.description") == "inner step"
+        assert (sc.getLocalProperty("spark.jobGroup.id"), sc.getLocalProperty("spark.job.description")) == (
+            "outer.grp", "outer")
+        spark.range(5).count()
+    assert sc.getLocalProperty("spark.jobGroup.id") is None
+    inner, outer = tracker.getJobIdsForGroup("inner.grp"), tracker.getJobIdsForGroup("outer.grp")
+    assert inner and outer and not set(inner) & set(outer)

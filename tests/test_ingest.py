@@ -222,6 +222,24 @@ def test_replayed_batch_is_idempotent(spark: SparkSession, cfg: NurtureConfig) -
     assert first[1] == 2
 
 
+def test_each_step_of_a_batch_labels_its_spark_jobs(spark: SparkSession, cfg: NurtureConfig) -> None:
+    """The Spark UI (and status API) shows which ingest step ran each job; the labels do not leak."""
+    from nurture_lake.ingest import process_batch
+
+    tables = IngestTables.for_region(Lake(cfg), "us")
+    tables.ensure_all(spark)
+    lines = [event("l1"), event("l2", event_type="consent_granted", channel="email"), "{oops"]
+    raw = spark.createDataFrame([(json.dumps(x) if isinstance(x, dict) else x, "f1.jsonl") for x in lines],
+                                "value string, source_file string")
+    tracker = spark.sparkContext.statusTracker()
+    steps = ("validate+bronze", "duplicates", "quarantine", "silver", "vault", "consent", "counts")
+    assert all(not tracker.getJobIdsForGroup(f"label.3.{s}") for s in steps)
+    process_batch(spark, cfg, tables, raw, 3, region="us", app_id="label")
+    assert {s: bool(tracker.getJobIdsForGroup(f"label.3.{s}")) for s in steps} == dict.fromkeys(steps, True)
+    assert spark.sparkContext.getLocalProperty("spark.jobGroup.id") is None
+    assert spark.sparkContext.getLocalProperty("spark.job.description") is None
+
+
 def test_no_raw_identifier_crosses_region_roots(spark: SparkSession, cfg: NurtureConfig) -> None:
     lake = Lake(cfg)
     land(lake, "us", "events-0001.jsonl", [event("u1", identifiers={"email": "only-us@example.com"})])

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -114,3 +116,21 @@ def get_spark(
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("NURTURE_LAKE_SPARK_LOG_LEVEL", "WARN"))
     return spark
+
+
+@contextmanager
+def job_group(spark: SparkSession, group: str, description: str) -> Iterator[None]:
+    """Label the Spark jobs this thread starts inside the block (Spark UI, event logs, REST API).
+
+    Local properties are per thread, so side-by-side queries (one per region) keep their own labels;
+    the previous group and description are restored on exit.
+    """
+    sc = spark.sparkContext
+    keys = ("spark.jobGroup.id", "spark.job.description")
+    previous = [sc.getLocalProperty(k) for k in keys]
+    sc.setJobGroup(group, description)
+    try:
+        yield
+    finally:
+        for key, value in zip(keys, previous, strict=True):
+            sc.setLocalProperty(key, value)  # type: ignore[arg-type]  # None removes the property

@@ -10,6 +10,7 @@ silver → vault → consent) means a replay after a partial failure redoes only
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -30,6 +31,7 @@ from nurture_lake.schemas import (
     SILVER_IDENTIFIERS,
     QuarantineReason,
 )
+from nurture_lake.spark import job_group
 from nurture_lake.tables import Lake, TableRef
 
 
@@ -177,6 +179,11 @@ def process_batch(
     of that one validated frame, and only event ids are shuffled to find duplicates.
     """
     ingested_at = datetime.now(UTC)
+
+    def step(name: str) -> AbstractContextManager[None]:
+        """Label the step's Spark jobs, e.g. ``ingest us batch 3: vault`` (group ``<app_id>.3.vault``)."""
+        return job_group(spark, f"{app_id}.{batch_id}.{name}", f"ingest {region} batch {batch_id}: {name}")
+
     bronze = _to_bronze(raw, region=region, batch_id=batch_id, ingested_at=ingested_at)
     checked = validate_events(
         bronze,
@@ -189,8 +196,10 @@ def process_batch(
     cached: list[DataFrame] = [checked]
     try:
         bronze_cols = [f.name for f in BRONZE_EVENTS_RAW.fields]
-        tables.bronze.append(checked.select(*bronze_cols), txn_app_id=f"{app_id}.bronze", txn_version=batch_id)
-        good, dups, more = _split_duplicates(spark, tables.silver, checked.where(F.col("reason").isNull()))
+        with step("validate+bronze"):  # the first action materialises the validated batch
+            tables.bronze.append(checked.select(*bronze_cols), txn_app_id=f"{app_id}.bronze", txn_version=batch_id)
+        with step("duplicates"):
+            good, dups, more = _split_duplicates(spark, tables.silver, checked.where(F.col("reason").isNull()))
         cached.extend(more)
         quarantine = _quarantine_rows(checked.where(F.col("reason").isNotNull()))
         if dups is not None:
@@ -198,25 +207,30 @@ def process_batch(
                 "reason_detail", F.concat(F.lit("event_id already ingested: "), F.col("event_id"))
             )
             quarantine = quarantine.unionByName(_quarantine_rows(dups))
-        tables.quarantine.append(quarantine, txn_app_id=f"{app_id}.quarantine", txn_version=batch_id)
+        with step("quarantine"):
+            tables.quarantine.append(quarantine, txn_app_id=f"{app_id}.quarantine", txn_version=batch_id)
 
         silver_rows = good.select(*[f.name for f in SILVER_EVENTS.fields])
         # Duplicates of earlier batches were removed above, so an idempotent append (skipped by
         # Delta when this batch id was already committed) inserts each event exactly once.
-        tables.silver.append(silver_rows, txn_app_id=f"{app_id}.silver", txn_version=batch_id)
-        _upsert_identifiers(spark, tables.identifiers, good)
-        ledger = consent_ledger_rows(silver_rows).persist(StorageLevel.MEMORY_AND_DISK)
-        cached.append(ledger)
-        if not ledger.isEmpty():
-            # Ledger rows come from events already deduplicated against silver: an idempotent append.
-            tables.consent_ledger.append(ledger, txn_app_id=f"{app_id}.consent_ledger", txn_version=batch_id)
-            upsert_consent_current(spark, tables.consent_current, ledger)
+        with step("silver"):
+            tables.silver.append(silver_rows, txn_app_id=f"{app_id}.silver", txn_version=batch_id)
+        with step("vault"):
+            _upsert_identifiers(spark, tables.identifiers, good)
+        with step("consent"):
+            ledger = consent_ledger_rows(silver_rows).persist(StorageLevel.MEMORY_AND_DISK)
+            cached.append(ledger)
+            if not ledger.isEmpty():
+                # Ledger rows come from events already deduplicated against silver: an idempotent append.
+                tables.consent_ledger.append(ledger, txn_app_id=f"{app_id}.consent_ledger", txn_version=batch_id)
+                upsert_consent_current(spark, tables.consent_current, ledger)
 
         # Counts from one pass over the cached batch; every valid row is kept or a duplicate.
-        per_reason = {r["reason"]: int(r["count"]) for r in checked.groupBy("reason").count().collect()}
+        with step("counts"):
+            per_reason = {r["reason"]: int(r["count"]) for r in checked.groupBy("reason").count().collect()}
+            n_dups = dups.count() if dups is not None else 0
         n_raw = sum(per_reason.values())
         n_valid = per_reason.pop(None, 0)
-        n_dups = dups.count() if dups is not None else 0
         if n_dups:
             per_reason[QuarantineReason.DUPLICATE_EVENT_ID] = n_dups
         return n_raw, n_valid - n_dups, per_reason
