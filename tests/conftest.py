@@ -20,6 +20,16 @@ time.tzset()
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with slow tests run first (otherwise in collection order).
+
+    ``make test`` gives each of its two workers one file at a time; starting the long end-to-end files
+    early lets both workers finish together instead of one running the last long file alone.
+    """
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: keeps the order within each group
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
     """A single local Spark session with Delta for the whole test run."""

@@ -128,6 +128,7 @@ def _snapshot(spark: SparkSession, lake: Lake) -> dict[str, list[Row]]:
     return out
 
 
+@pytest.mark.slow
 def test_erase_one_person_everywhere_and_nothing_else(spark: SparkSession, cfg: NurtureConfig, capsys) -> None:
     lake = build_lake(spark, cfg)
     key = cfg.hmac_key()
