@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from nurture_lake.config import NurtureConfig
-from nurture_lake.ingest import IngestTables, run_ingest, validate_events
+from nurture_lake.ingest import BATCH_STEPS, IngestTables, run_ingest, validate_events
 from nurture_lake.privacy import pseudonym
 from nurture_lake.schemas import QuarantineReason as R
 from nurture_lake.tables import Lake
@@ -232,10 +232,11 @@ def test_each_step_of_a_batch_labels_its_spark_jobs(spark: SparkSession, cfg: Nu
     raw = spark.createDataFrame([(json.dumps(x) if isinstance(x, dict) else x, "f1.jsonl") for x in lines],
                                 "value string, source_file string")
     tracker = spark.sparkContext.statusTracker()
-    steps = ("validate+bronze", "duplicates", "quarantine", "silver", "vault", "consent", "counts")
-    assert all(not tracker.getJobIdsForGroup(f"label.3.{s}") for s in steps)
-    process_batch(spark, cfg, tables, raw, 3, region="us", app_id="label")
-    assert {s: bool(tracker.getJobIdsForGroup(f"label.3.{s}")) for s in steps} == dict.fromkeys(steps, True)
+    assert all(not tracker.getJobIdsForGroup(f"label.3.{s}") for s in BATCH_STEPS)
+    seconds: dict[str, float] = {}
+    process_batch(spark, cfg, tables, raw, 3, region="us", app_id="label", step_seconds=seconds)
+    assert {s: bool(tracker.getJobIdsForGroup(f"label.3.{s}")) for s in BATCH_STEPS} == dict.fromkeys(BATCH_STEPS, True)
+    assert list(seconds) == list(BATCH_STEPS) and all(v > 0 for v in seconds.values())
     assert spark.sparkContext.getLocalProperty("spark.jobGroup.id") is None
     assert spark.sparkContext.getLocalProperty("spark.job.description") is None
 

@@ -10,7 +10,9 @@ silver → vault → consent) means a replay after a partial failure redoes only
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -75,13 +77,19 @@ class IngestCounts:
     raw: int = 0
     silver: int = 0
     quarantine: dict[str, int] = field(default_factory=dict)
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time per batch step (see :func:`process_batch`), summed over the batches."""
 
-    def add(self, *, raw: int, silver: int, quarantine: dict[str, int]) -> None:
+    def add(
+        self, *, raw: int, silver: int, quarantine: dict[str, int], step_seconds: dict[str, float] | None = None
+    ) -> None:
         self.batches += 1
         self.raw += raw
         self.silver += silver
         for reason, n in quarantine.items():
             self.quarantine[reason] = self.quarantine.get(reason, 0) + n
+        for name, seconds in (step_seconds or {}).items():
+            self.step_seconds[name] = self.step_seconds.get(name, 0.0) + seconds
 
 
 def _to_bronze(raw: DataFrame, *, region: str, batch_id: int, ingested_at: datetime) -> DataFrame:
@@ -97,6 +105,10 @@ def _to_bronze(raw: DataFrame, *, region: str, batch_id: int, ingested_at: datet
         .withColumn("batch_id", F.lit(batch_id).cast("bigint"))
     )
     return out.select(*[f.name for f in BRONZE_EVENTS_RAW.fields if f.name in cols])
+
+
+BATCH_STEPS: tuple[str, ...] = ("validate+bronze", "duplicates", "quarantine", "silver", "vault", "consent", "counts")
+"""The steps of :func:`process_batch`, in order (job-group suffixes and ``step_seconds`` keys)."""
 
 
 _BROADCAST_SUSPECTS_MAX = 2_000_000
@@ -137,11 +149,18 @@ def _split_duplicates(
 
     The first row of an event id in :func:`rank_duplicates` order is kept unless silver already
     holds that id from another batch or file; every other row is a duplicate.
+
+    The two frames that read silver are materialised with ``localCheckpoint`` rather than cached:
+    a Delta write re-caches every cached plan that reads the written table, so once this batch's
+    silver append committed, a cached frame would be recomputed against the new silver (in every
+    later step: vault, consent, counts). That recomputation returned the same rows (a row of this
+    batch and file is not its own duplicate) but doubled the vault and consent steps' time. The
+    checkpoints are released by Spark's context cleaner.
     """
-    suspects = _duplicate_suspects(spark, silver, valid).persist(StorageLevel.MEMORY_AND_DISK)
+    suspects = _duplicate_suspects(spark, silver, valid).localCheckpoint(eager=True)
     n_suspects = suspects.count()
     if n_suspects == 0:
-        return valid, None, [suspects]
+        return valid, None, []
     lookup = suspects.withColumn("_suspect", F.lit(True))
     if n_suspects <= _BROADCAST_SUSPECTS_MAX:
         lookup = F.broadcast(lookup)
@@ -149,11 +168,11 @@ def _split_duplicates(
     clear = marked.where(F.col("_suspect").isNull()).drop("_suspect")
     ranked = rank_duplicates(marked.where(F.col("_suspect")).drop("_suspect"))
     checked = _cross_batch_duplicates(spark, silver, ranked.where(F.col("_dup_rank") == 1))
-    checked = checked.drop("_dup_rank").persist(StorageLevel.MEMORY_AND_DISK)
+    checked = checked.drop("_dup_rank").localCheckpoint(eager=True)
     later = ranked.where(F.col("_dup_rank") > 1).drop("_dup_rank").withColumn("_is_dup", F.lit(True))
     keep = clear.unionByName(checked.where(~F.col("_is_dup")).drop("_is_dup"))
     dups = checked.where(F.col("_is_dup")).unionByName(later)
-    return keep, dups, [suspects, checked]
+    return keep, dups, []
 
 
 def _quarantine_rows(df: DataFrame) -> DataFrame:
@@ -172,17 +191,27 @@ def process_batch(
     *,
     region: str,
     app_id: str,
+    step_seconds: dict[str, float] | None = None,
 ) -> tuple[int, int, dict[str, int]]:
     """Write one micro-batch; returns (raw rows, new silver rows, quarantine rows per reason).
 
     The batch is read and validated once (cached); bronze, quarantine and silver are projections
     of that one validated frame, and only event ids are shuffled to find duplicates.
+
+    Each step (:data:`BATCH_STEPS`) labels its Spark jobs, e.g. ``ingest us batch 3: vault`` (job
+    group ``<app_id>.3.vault``), and adds its wall time to ``step_seconds`` when given.
     """
     ingested_at = datetime.now(UTC)
+    timings = step_seconds if step_seconds is not None else {}
 
-    def step(name: str) -> AbstractContextManager[None]:
-        """Label the step's Spark jobs, e.g. ``ingest us batch 3: vault`` (group ``<app_id>.3.vault``)."""
-        return job_group(spark, f"{app_id}.{batch_id}.{name}", f"ingest {region} batch {batch_id}: {name}")
+    @contextmanager
+    def step(name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            with job_group(spark, f"{app_id}.{batch_id}.{name}", f"ingest {region} batch {batch_id}: {name}"):
+                yield
+        finally:
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
 
     bronze = _to_bronze(raw, region=region, batch_id=batch_id, ingested_at=ingested_at)
     checked = validate_events(

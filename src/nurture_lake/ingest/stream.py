@@ -64,13 +64,17 @@ def start_ingest(
     stream = source if source is not None else landing_stream(spark, lake, region)
 
     def upsert_events(micro_batch: DataFrame, batch_id: int) -> None:
+        steps: dict[str, float] = {}
+        started = time.perf_counter()
         raw, silver, quarantine = process_batch(
-            spark, lake.cfg, tables, micro_batch, batch_id, region=region, app_id=app_id
+            spark, lake.cfg, tables, micro_batch, batch_id, region=region, app_id=app_id, step_seconds=steps
         )
-        counts.add(raw=raw, silver=silver, quarantine=quarantine)
+        counts.add(raw=raw, silver=silver, quarantine=quarantine, step_seconds=steps)
         if progress:
             bad = sum(quarantine.values())
-            log(f"ingest {region}: batch {batch_id}: {raw} raw → {silver} silver, {bad} quarantined")
+            slowest = ", ".join(f"{name} {s:.1f}" for name, s in sorted(steps.items(), key=lambda kv: -kv[1])[:3])
+            log(f"ingest {region}: batch {batch_id}: {raw} raw → {silver} silver, {bad} quarantined "
+                f"in {time.perf_counter() - started:.1f} s (slowest steps, s: {slowest})")
 
     writer = (
         stream.writeStream.queryName(f"ingest_{region}_{source_name}")
