@@ -140,10 +140,8 @@ def _cross_batch_duplicates(spark: SparkSession, silver: TableRef, kept: DataFra
     )
 
 
-def _split_duplicates(
-    spark: SparkSession, silver: TableRef, valid: DataFrame
-) -> tuple[DataFrame, DataFrame | None, list[DataFrame]]:
-    """Valid rows → (rows to keep, duplicate rows, cached frames to release after the batch).
+def _split_duplicates(spark: SparkSession, silver: TableRef, valid: DataFrame) -> tuple[DataFrame, DataFrame | None]:
+    """Valid rows → (rows to keep, duplicate rows).
 
     The duplicate rows are ``None`` when no event id needs the exact check (the usual case).
 
@@ -160,7 +158,7 @@ def _split_duplicates(
     suspects = _duplicate_suspects(spark, silver, valid).localCheckpoint(eager=True)
     n_suspects = suspects.count()
     if n_suspects == 0:
-        return valid, None, []
+        return valid, None
     lookup = suspects.withColumn("_suspect", F.lit(True))
     if n_suspects <= _BROADCAST_SUSPECTS_MAX:
         lookup = F.broadcast(lookup)
@@ -172,7 +170,7 @@ def _split_duplicates(
     later = ranked.where(F.col("_dup_rank") > 1).drop("_dup_rank").withColumn("_is_dup", F.lit(True))
     keep = clear.unionByName(checked.where(~F.col("_is_dup")).drop("_is_dup"))
     dups = checked.where(F.col("_is_dup")).unionByName(later)
-    return keep, dups, []
+    return keep, dups
 
 
 def _quarantine_rows(df: DataFrame) -> DataFrame:
@@ -228,8 +226,7 @@ def process_batch(
         with step("validate+bronze"):  # the first action materialises the validated batch
             tables.bronze.append(checked.select(*bronze_cols), txn_app_id=f"{app_id}.bronze", txn_version=batch_id)
         with step("duplicates"):
-            good, dups, more = _split_duplicates(spark, tables.silver, checked.where(F.col("reason").isNull()))
-        cached.extend(more)
+            good, dups = _split_duplicates(spark, tables.silver, checked.where(F.col("reason").isNull()))
         quarantine = _quarantine_rows(checked.where(F.col("reason").isNotNull()))
         if dups is not None:
             dups = dups.withColumn("reason", F.lit(QuarantineReason.DUPLICATE_EVENT_ID)).withColumn(
