@@ -153,7 +153,8 @@ def _split_duplicates(spark: SparkSession, silver: TableRef, valid: DataFrame) -
     silver append committed, a cached frame would be recomputed against the new silver (in every
     later step: vault, consent, counts). That recomputation returned the same rows (a row of this
     batch and file is not its own duplicate) but doubled the vault and consent steps' time. The
-    checkpoints are released by Spark's context cleaner.
+    checkpoints are released by Spark's context cleaner. Under dynamic allocation, losing an executor
+    that holds one fails the batch; the query's restart replays it (every write here is idempotent).
     """
     suspects = _duplicate_suspects(spark, silver, valid).localCheckpoint(eager=True)
     n_suspects = suspects.count()
