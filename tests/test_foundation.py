@@ -118,6 +118,6 @@ def test_job_group_labels_jobs_inside_and_restores_the_outer_label(spark: SparkS
         assert (sc.getLocalProperty("spark.jobGroup.id"), sc.getLocalProperty("spark.job.description")) == (
             "outer.grp", "outer")
         spark.range(5).count()
-    assert sc.getLocalProperty("spark.jobGroup.id") is None
+    assert [sc.getLocalProperty(k) for k in ("spark.jobGroup.id", "spark.job.interruptOnCancel")] == [None, None]
     inner, outer = tracker.getJobIdsForGroup("inner.grp"), tracker.getJobIdsForGroup("outer.grp")
     assert inner and outer and not set(inner) & set(outer)

@@ -123,10 +123,10 @@ def job_group(spark: SparkSession, group: str, description: str) -> Iterator[Non
     """Label the Spark jobs this thread starts inside the block (Spark UI, event logs, REST API).
 
     Local properties are per thread, so side-by-side queries (one per region) keep their own labels;
-    the previous group and description are restored on exit.
+    every property ``setJobGroup`` sets (group, description, interrupt-on-cancel) is restored on exit.
     """
     sc = spark.sparkContext
-    keys = ("spark.jobGroup.id", "spark.job.description")
+    keys = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
     previous = [sc.getLocalProperty(k) for k in keys]
     sc.setJobGroup(group, description)
     try:
