@@ -32,7 +32,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
-    """A single local Spark session with Delta for the whole test run."""
+    """One local Spark session with Delta for the whole run of this pytest worker."""
     warehouse = tmp_path_factory.mktemp("warehouse")
     jars = local_jars()
     assert jars, "run `make setup` first: .jars/ holds the Delta jars"

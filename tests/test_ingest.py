@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyspark.sql import Row, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
@@ -43,6 +43,12 @@ def land(lake: Lake, region: str, name: str, lines: list[str | dict[str, Any]]) 
     path = folder / name
     path.write_text("".join((json.dumps(x) if isinstance(x, dict) else x) + "\n" for x in lines))
     return path
+
+
+def raw_batch(spark: SparkSession, lines: list[str | dict[str, Any]], source_file: str = "f1.jsonl") -> DataFrame:
+    """A micro-batch as the landing stream delivers it: one ``value`` row per line, with its file."""
+    return spark.createDataFrame([(json.dumps(x) if isinstance(x, dict) else x, source_file) for x in lines],
+                                 "value string, source_file string")
 
 
 BAD_LINES: dict[str, list[str | dict[str, Any]]] = {
@@ -209,9 +215,7 @@ def test_replayed_batch_is_idempotent(spark: SparkSession, cfg: NurtureConfig) -
     lake = Lake(cfg)
     tables = IngestTables.for_region(lake, "us")
     tables.ensure_all(spark)
-    lines = [event("x1"), event("x2", event_type="consent_granted", channel="email"), "{oops"]
-    raw = spark.createDataFrame([(json.dumps(x) if isinstance(x, dict) else x, "f1.jsonl") for x in lines],
-                                "value string, source_file string")
+    raw = raw_batch(spark, [event("x1"), event("x2", event_type="consent_granted", channel="email"), "{oops"])
     first = process_batch(spark, cfg, tables, raw, 7, region="us", app_id="t")
     snapshot = {name: getattr(tables, name).read(spark).drop("ingested_at") for name in
                 ("bronze", "silver", "quarantine", "identifiers", "consent_ledger", "consent_current")}
@@ -228,9 +232,7 @@ def test_each_step_of_a_batch_labels_its_spark_jobs(spark: SparkSession, cfg: Nu
 
     tables = IngestTables.for_region(Lake(cfg), "us")
     tables.ensure_all(spark)
-    lines = [event("l1"), event("l2", event_type="consent_granted", channel="email"), "{oops"]
-    raw = spark.createDataFrame([(json.dumps(x) if isinstance(x, dict) else x, "f1.jsonl") for x in lines],
-                                "value string, source_file string")
+    raw = raw_batch(spark, [event("l1"), event("l2", event_type="consent_granted", channel="email"), "{oops"])
     tracker = spark.sparkContext.statusTracker()
     assert all(not tracker.getJobIdsForGroup(f"label.3.{s}") for s in BATCH_STEPS)
     seconds: dict[str, float] = {}
