@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from bench.bench_policy_quality import bench_config, world_config
+from bench.bench_policy_quality import bench_config, normalised, world_config
 from nurture_lake.config import NurtureConfig
 from nurture_lake.simulator.population import build_population
 
@@ -69,7 +69,7 @@ def choice_score(predicted: np.ndarray, values: np.ndarray, allowed: np.ndarray)
     random = np.nanmean(np.where(allowed, values, np.nan), axis=1).mean()
     oracle = np.nanmax(np.where(allowed, values, -np.inf), axis=1).mean()
     chosen = np.argmax(np.where(allowed, predicted, -np.inf), axis=1)
-    return float((values[np.arange(len(chosen)), chosen].mean() - random) / (oracle - random))
+    return float(normalised(values[np.arange(len(chosen)), chosen].mean(), random, oracle))
 
 
 def ridge(x: np.ndarray, y: np.ndarray, x_eval: np.ndarray, lam: float = 1.0) -> np.ndarray:
