@@ -2,7 +2,8 @@
 
 ``python -m bench.bench_ingest --events 1000000`` (``make bench`` runs it at the issue's size).
 Both runs read the same landing files in the same process; the ratio (ours / bare) shows what full
-validation, pseudonymisation, deduplication, quarantine and the consent ledger cost.
+validation, pseudonymisation, deduplication, quarantine and the consent ledger cost. Each run's driver
+JVM CPU is split into Spark tasks, JIT compilation, garbage collection and the rest (``bench.jvm_cpu``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import jvm_cpu
 from nurture_lake.config import NurtureConfig, load_config
 from nurture_lake.ingest import BATCH_STEPS, run_ingest_regions
 from nurture_lake.simulator import SimulatorConfig, World
@@ -43,9 +45,10 @@ def simulate(cfg: NurtureConfig, events: int) -> int:
     return sum(r.good_events + sum(r.bad_events.values()) for r in manifest.regions.values())
 
 
-def run(events: int = 1_000_000) -> dict[str, Any]:
-    shutil.rmtree(BENCH_ROOT, ignore_errors=True)
-    cfg = bench_config(BENCH_ROOT.resolve())
+def run(events: int = 1_000_000, root: Path = BENCH_ROOT) -> dict[str, Any]:
+    root = root.resolve()
+    shutil.rmtree(root, ignore_errors=True)
+    cfg = bench_config(root)
     lake = Lake(cfg)
     started = time.perf_counter()
     lines = simulate(cfg, events)
@@ -53,17 +56,21 @@ def run(events: int = 1_000_000) -> dict[str, Any]:
     spark = get_spark(cfg, app_name="bench.ingest")
 
     bare_s = 0.0
+    cpu_before = jvm_cpu.sample(spark)
     for region in lake.regions:
         t0 = time.perf_counter()
         spark.read.json(str(lake.landing(region))).write.format("delta").mode("overwrite").save(
-            str(BENCH_ROOT.resolve() / "bare" / region)
+            str(root / "bare" / region)
         )
         bare_s += time.perf_counter() - t0
+    bare_cpu = jvm_cpu.since(spark, cpu_before)
 
     # As `nurture-lake ingest` runs it: every region's query side by side in one session.
     t0 = time.perf_counter()
+    cpu_before = jvm_cpu.sample(spark)
     results = run_ingest_regions(spark, lake, lake.regions, progress=False)
     ours_s = time.perf_counter() - t0
+    ingest_cpu = jvm_cpu.since(spark, cpu_before)
     silver, quarantined = 0, 0
     steps = dict.fromkeys(BATCH_STEPS, 0.0)
     for region, counts in results.items():
@@ -88,6 +95,9 @@ def run(events: int = 1_000_000) -> dict[str, Any]:
     # Where ingest spends its time: each step's wall time, summed over regions (their queries run
     # side by side, so these add up to more than ingest_s).
     result["step_s"] = {name: round(seconds, 2) for name, seconds in steps.items()}
+    # Driver JVM CPU seconds of each run by thread group (None off Linux): both cores are busy in both, so this says what the ratio is made of.
+    result["bare_jvm_cpu"] = bare_cpu
+    result["ingest_jvm_cpu"] = ingest_cpu
     for key, value in result.items():
         print(f"  {key:<24} {value}")
     return result

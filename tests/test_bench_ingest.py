@@ -1,0 +1,48 @@
+"""The ingest benchmark (bench/bench_ingest.py) at a tiny size, and its JVM CPU split (bench/jvm_cpu.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from bench import bench_ingest, jvm_cpu
+from nurture_lake.tables import Lake
+
+
+def test_jvm_cpu_splits_the_work_of_a_job(spark: SparkSession) -> None:
+    before = jvm_cpu.sample(spark)
+    if not sys.platform.startswith("linux"):  # thread CPU comes from /proc
+        assert before is None
+        return
+    spark.range(3_000_000).select((F.col("id") * 7 % 1013).alias("k")).groupBy("k").count().collect()
+    spent = jvm_cpu.since(spark, before)
+    assert spent is not None
+    assert set(spent) == {"cpu_s", *jvm_cpu.THREAD_GROUPS, "other_s"}
+    assert spent["cpu_s"] > 0 and spent["tasks_s"] > 0  # the job ran on executor task threads
+    assert all(spent[group] >= 0 for group in jvm_cpu.THREAD_GROUPS)
+    parts = sum(spent[group] for group in jvm_cpu.THREAD_GROUPS) + spent["other_s"]
+    assert abs(parts - spent["cpu_s"]) <= 0.25  # each figure is rounded to 0.1 s
+
+
+def test_ingest_benchmark_ingests_every_landing_line_and_reports_its_ratio(spark: SparkSession, tmp_path: Path) -> None:
+    root = tmp_path / "bench"
+    result = bench_ingest.run(events=2_000, root=root)
+
+    lake = Lake(bench_ingest.bench_config(root.resolve()))
+    landing = spark.read.text([str(lake.landing(r)) for r in lake.regions]).select("value")
+    bronze = lake.table(lake.regions[0], "bronze", "events_raw").read(spark).select("value")
+    for region in lake.regions[1:]:
+        bronze = bronze.unionByName(lake.table(region, "bronze", "events_raw").read(spark).select("value"))
+    assertDataFrameEqual(bronze, landing)  # every line kept raw, none twice
+    assert result["landing_lines"] == landing.count()
+    assert result["silver_events"] + result["quarantined"] == result["landing_lines"]
+    assert result["ratio_ingest_vs_bare"] == round(result["bare_copy_s"] / result["ingest_s"], 3)
+    assert set(result["step_s"]) == set(bench_ingest.BATCH_STEPS)
+    if sys.platform.startswith("linux"):  # the CPU split reads /proc
+        for run in ("bare_jvm_cpu", "ingest_jvm_cpu"):
+            assert set(result[run]) == {"cpu_s", *jvm_cpu.THREAD_GROUPS, "other_s"}
+            assert result[run]["tasks_s"] > 0
