@@ -95,7 +95,8 @@ def run(events: int = 1_000_000, root: Path = BENCH_ROOT) -> dict[str, Any]:
     # Where ingest spends its time: each step's wall time, summed over regions (their queries run
     # side by side, so these add up to more than ingest_s).
     result["step_s"] = {name: round(seconds, 2) for name, seconds in steps.items()}
-    # Driver JVM CPU seconds of each run by thread group (None off Linux): both cores are busy in both, so this says what the ratio is made of.
+    # Driver JVM CPU seconds of each run by thread group (None off Linux): both cores are busy in
+    # both runs, so this says what the ratio is made of.
     result["bare_jvm_cpu"] = bare_cpu
     result["ingest_jvm_cpu"] = ingest_cpu
     for key, value in result.items():

@@ -5,14 +5,14 @@ on a 2-core machine both cores are busy in both runs, so a wall-time ratio is a 
 splits it. It reads the CPU time of every JVM thread from ``/proc`` and groups the threads by name,
 so it works for a local session on Linux (the JVM PySpark launched); elsewhere :func:`sample`
 returns ``None``. The JVM's own ``CompilationMXBean`` is not used: it reports the compiler threads'
-elapsed time, which overstates their CPU when the cores are oversubscribed (55 s against 33 s of CPU
-in one 1M-event ingest run).
+elapsed time, which overstates their CPU when the cores are oversubscribed (55.4 s in one 1M-event
+ingest run; the compiler threads' CPU, read here, was 31–35 s in the runs around it).
 
 Example::
 
     before = sample(spark)
     run_something()
-    print(since(spark, before))  # {'cpu_s': 96.8, 'tasks_s': 51.4, 'jit_s': 33.4, 'gc_s': 6.4, 'other_s': 5.6}
+    print(since(spark, before))  # {'cpu_s': 106.0, 'tasks_s': 50.6, 'jit_s': 32.3, 'gc_s': 10.9, 'other_s': 12.2}
 """
 
 from __future__ import annotations
