@@ -16,7 +16,7 @@ from typing import Any
 
 from bench import jvm_cpu
 from nurture_lake.config import NurtureConfig, load_config
-from nurture_lake.ingest import BATCH_STEPS, run_ingest_regions
+from nurture_lake.ingest import BATCH_STEPS, IngestCounts, run_ingest_regions
 from nurture_lake.simulator import SimulatorConfig, World
 from nurture_lake.spark import get_spark
 from nurture_lake.tables import Lake
@@ -71,15 +71,13 @@ def run(events: int = 1_000_000, root: Path = BENCH_ROOT) -> dict[str, Any]:
     results = run_ingest_regions(spark, lake, lake.regions, progress=False)
     ours_s = time.perf_counter() - t0
     ingest_cpu = jvm_cpu.since(spark, cpu_before)
-    silver, quarantined = 0, 0
-    steps = dict.fromkeys(BATCH_STEPS, 0.0)
+    total = IngestCounts()
     for region, counts in results.items():
         if isinstance(counts, BaseException):
             raise RuntimeError(f"ingest {region} failed") from counts
-        silver += counts.silver
-        quarantined += sum(counts.quarantine.values())
-        for name, seconds in counts.step_seconds.items():
-            steps[name] += seconds
+        total.merge(counts)
+    silver, quarantined = total.silver, sum(total.quarantine.values())
+    steps = dict.fromkeys(BATCH_STEPS, 0.0) | total.step_seconds
 
     result = {
         "landing_lines": lines,

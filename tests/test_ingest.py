@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from nurture_lake.config import NurtureConfig
-from nurture_lake.ingest import BATCH_STEPS, IngestTables, run_ingest, validate_events
+from nurture_lake.ingest import BATCH_STEPS, IngestCounts, IngestTables, run_ingest, validate_events
 from nurture_lake.privacy import pseudonym
 from nurture_lake.schemas import QuarantineReason as R
 from nurture_lake.tables import Lake
@@ -179,6 +179,23 @@ def test_restart_adds_only_new_events_and_dedups_across_batches(spark: SparkSess
         [Row(event_id="e2", reason=R.DUPLICATE_EVENT_ID, file="events-0001.jsonl"),
          Row(event_id="e1", reason=R.DUPLICATE_EVENT_ID, file="events-0002.jsonl")],
     )
+
+
+def test_counts_add_batches_and_merge_runs() -> None:
+    us = IngestCounts()
+    us.add(raw=3, silver=2, quarantine={R.DUPLICATE_EVENT_ID: 1}, step_seconds={"silver": 0.5})
+    us.add(raw=2, silver=1, quarantine={R.DUPLICATE_EVENT_ID: 1, R.MALFORMED_JSON: 0}, step_seconds={"silver": 0.25})
+    eu = IngestCounts()
+    eu.add(raw=4, silver=3, quarantine={R.MALFORMED_JSON: 1}, step_seconds={"silver": 1.0, "vault": 2.0})
+
+    total = IngestCounts()
+    for run in (us, eu):
+        total.merge(run)
+    assert total == IngestCounts(
+        batches=3, raw=9, silver=6, quarantine={R.DUPLICATE_EVENT_ID: 2, R.MALFORMED_JSON: 1},
+        step_seconds={"silver": 1.75, "vault": 2.0},
+    )
+    assert us == IngestCounts(2, 5, 3, {R.DUPLICATE_EVENT_ID: 2, R.MALFORMED_JSON: 0}, {"silver": 0.75})
 
 
 def test_vault_appends_new_keys_and_moves_first_sighting_earlier(spark: SparkSession, cfg: NurtureConfig) -> None:

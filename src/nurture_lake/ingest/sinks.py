@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -69,6 +70,9 @@ class IngestTables:
         self.consent_current.ensure(spark, SILVER_CONSENT_CURRENT)
 
 
+_Number = TypeVar("_Number", int, float)
+
+
 @dataclass
 class IngestCounts:
     """Rows per outcome, accumulated over the batches of a run."""
@@ -83,13 +87,21 @@ class IngestCounts:
     def add(
         self, *, raw: int, silver: int, quarantine: dict[str, int], step_seconds: dict[str, float] | None = None
     ) -> None:
-        self.batches += 1
-        self.raw += raw
-        self.silver += silver
-        for reason, n in quarantine.items():
-            self.quarantine[reason] = self.quarantine.get(reason, 0) + n
-        for name, seconds in (step_seconds or {}).items():
-            self.step_seconds[name] = self.step_seconds.get(name, 0.0) + seconds
+        """Count one more batch."""
+        self.merge(IngestCounts(1, raw, silver, dict(quarantine), dict(step_seconds or {})))
+
+    def merge(self, other: IngestCounts) -> None:
+        """Add another run's counts to these (e.g. every region's run of one ingest)."""
+        self.batches += other.batches
+        self.raw += other.raw
+        self.silver += other.silver
+        _add_into(self.quarantine, other.quarantine)
+        _add_into(self.step_seconds, other.step_seconds)
+
+
+def _add_into(totals: dict[str, _Number], extra: dict[str, _Number]) -> None:
+    for key, value in extra.items():
+        totals[key] = totals.get(key, 0) + value
 
 
 def _to_bronze(raw: DataFrame, *, region: str, batch_id: int, ingested_at: datetime) -> DataFrame:
