@@ -372,9 +372,7 @@ def bootstrap_intervals(
     return out
 
 
-def linear_ceiling(
-    learning: Sequence[TickRecord], contexts: np.ndarray, allowed: np.ndarray, *, action_ids: Sequence[str],
-) -> np.ndarray:
+def linear_ceiling(learning: Sequence[TickRecord], contexts: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """Greedy choices of a diagnostic policy linear in the same context, fitted on **exact** values.
 
     Per action, a ridge regression of the exact expected reward on the context over every learning-phase
@@ -384,10 +382,16 @@ def linear_ceiling(
     """
     x = np.concatenate([t.contexts for t in learning])
     v = np.concatenate([t.outcomes.value for t in learning])
-    rows, cols = np.nonzero(~np.isnan(v))
-    stats = statistics_from_arrays(x[rows], [action_ids[c] for c in cols], v[rows, cols], action_ids=action_ids)
-    model = fit_linear_bandit(stats, ridge_lambda=1.0)
-    return greedy_indices(model.expected_rewards(contexts), allowed)
+    return greedy_indices(ridge_on_values(x, v, contexts), allowed)
+
+
+def ridge_on_values(x: np.ndarray, values: np.ndarray, x_eval: np.ndarray) -> np.ndarray:
+    """Per action (column of ``values``), the product's ridge fit (λ = 1) on the rows where that action has a
+    value (not NaN); returns every action's prediction for ``x_eval``, shape ``(len(x_eval), columns)``."""
+    action_ids = [str(j) for j in range(values.shape[1])]
+    rows, cols = np.nonzero(~np.isnan(values))
+    stats = statistics_from_arrays(x[rows], [action_ids[c] for c in cols], values[rows, cols], action_ids=action_ids)
+    return fit_linear_bandit(stats, ridge_lambda=1.0).expected_rewards(x_eval)
 
 
 def normalised(value: float, random: float, oracle: float) -> float:
@@ -727,7 +731,7 @@ class PolicyQualityRun:
         means = policy.expected_rewards(contexts)
         greedy = greedy_indices(means if means is not None else learned_probs, mask)
         rows = policy_rows(outcomes, action_ids=self.action_ids, learned_probs=learned_probs, learned_greedy=greedy)
-        ceiling = linear_ceiling(learning, contexts, mask, action_ids=self.action_ids)
+        ceiling = linear_ceiling(learning, contexts, mask)
         rows["linear_ceiling"] = policy_rows(outcomes, action_ids=self.action_ids, learned_greedy=ceiling)["learned_greedy"]
         values = {name: {k: float(a.mean()) for k, a in per.items()} for name, per in rows.items()}
         fixed = [name for name in values if name.startswith("fixed:")]

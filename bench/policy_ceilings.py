@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from bench.bench_policy_quality import bench_config, normalised, world_config
+from bench.bench_policy_quality import bench_config, normalised, ridge_on_values, world_config
 from nurture_lake.config import NurtureConfig
 from nurture_lake.simulator.population import build_population
 
 Fit = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-"""(train features, train targets, evaluation features) → predictions."""
+"""(train features, train values per action (NaN: not allowed), evaluation features) → predictions per action."""
 
 
 @dataclass(frozen=True)
@@ -72,36 +72,29 @@ def choice_score(predicted: np.ndarray, values: np.ndarray, allowed: np.ndarray)
     return float(normalised(values[np.arange(len(chosen)), chosen].mean(), random, oracle))
 
 
-def ridge(x: np.ndarray, y: np.ndarray, x_eval: np.ndarray, lam: float = 1.0) -> np.ndarray:
-    """Ridge regression with an intercept column; ``lam`` penalises every weight, the intercept too."""
-    xb, eb = np.c_[x, np.ones(len(x))], np.c_[x_eval, np.ones(len(x_eval))]
-    return eb @ np.linalg.solve(lam * np.eye(xb.shape[1]) + xb.T @ xb, xb.T @ y)
-
-
 def boosted_trees(max_iter: int = 150) -> Fit:
-    def fit(x: np.ndarray, y: np.ndarray, x_eval: np.ndarray) -> np.ndarray:
-        return HistGradientBoostingRegressor(max_iter=max_iter, random_state=0).fit(x, y).predict(x_eval)
+    """One gradient-boosted tree model per action, each fitted on the rows where that action has a value."""
+    def fit(x: np.ndarray, values: np.ndarray, x_eval: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(x_eval), values.shape[1]))
+        for j in range(values.shape[1]):
+            ok = ~np.isnan(values[:, j])
+            if ok.any():
+                model = HistGradientBoostingRegressor(max_iter=max_iter, random_state=0).fit(x[ok], values[ok, j])
+                out[:, j] = model.predict(x_eval)
+        return out
     return fit
 
 
 def models(max_iter: int = 150) -> dict[str, Fit]:
-    """The two model forms every study compares."""
-    return {"linear": ridge, "boosted_trees": boosted_trees(max_iter)}
-
-
-def per_action(fit: Fit, x: np.ndarray, values: np.ndarray, x_eval: np.ndarray) -> np.ndarray:
-    """One model per action, each fitted on the rows where that action has a value."""
-    out = np.zeros((len(x_eval), values.shape[1]))
-    for j in range(values.shape[1]):
-        ok = ~np.isnan(values[:, j])
-        out[:, j] = fit(x[ok], values[ok, j], x_eval) if ok.any() else 0.0
-    return out
+    """The two model forms every study compares; ``linear`` is the product's ridge fit (λ = 1), as the
+    benchmark's linear ceiling uses it."""
+    return {"linear": ridge_on_values, "boosted_trees": boosted_trees(max_iter)}
 
 
 def ceilings(dump: Dump, *, max_iter: int = 150) -> dict[str, float]:
     """Learning-phase fit → evaluation score, for a linear and a tree model."""
     return {
-        name: choice_score(per_action(fit, dump.learn_contexts, dump.learn_values, dump.eval_contexts),
+        name: choice_score(fit(dump.learn_contexts, dump.learn_values, dump.eval_contexts),
                            dump.eval_values, dump.eval_allowed)
         for name, fit in models(max_iter).items()
     }
@@ -126,7 +119,7 @@ def cross_validated(fit: Fit, x: np.ndarray, dump: Dump, *, folds: int = 5, seed
     for k in range(folds):
         train, test = fold != k, fold == k
         if train.any() and test.any():
-            predicted[test] = per_action(fit, x[train], dump.eval_values[train], x[test])
+            predicted[test] = fit(x[train], dump.eval_values[train], x[test])
     return choice_score(predicted, dump.eval_values, dump.eval_allowed)
 
 
