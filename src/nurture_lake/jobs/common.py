@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from datetime import datetime
 
 from nurture_lake.config import ConfigError, NurtureConfig, load_config, parse_override
 
@@ -36,6 +37,14 @@ def add_stream_args(parser: argparse.ArgumentParser, *, verb: str) -> None:
                       help="keep running with a processingTime trigger (ingest.processing_time)")
     parser.add_argument("--timeout-seconds", type=float, default=None,
                         help="with --continuous: stop after this many seconds (default: run until killed)")
+
+
+def add_decision_window_args(parser: argparse.ArgumentParser, *, verb: str) -> None:
+    """``--region`` (repeatable) and ``--as-of``: which logged decisions a learning job reads."""
+    parser.add_argument("--region", action="append", default=None,
+                        help=f"region whose decisions to {verb} (repeatable; default: every region)")
+    parser.add_argument("--as-of", default=None, type=datetime.fromisoformat,
+                        help="use only reward windows closed by this instant (default: all closed windows)")
 
 
 def load_job_config(args: argparse.Namespace) -> NurtureConfig:

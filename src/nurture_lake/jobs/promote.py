@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from nurture_lake.audit import audited_run
-from nurture_lake.jobs.common import job_parser, load_job_config, log, parse
+from nurture_lake.jobs.common import add_decision_window_args, job_parser, load_job_config, log, parse
 from nurture_lake.policy.training_set import load_training_set
 from nurture_lake.policy import gate_table, promote_challenger
 from nurture_lake.spark import get_spark
@@ -16,10 +15,7 @@ from nurture_lake.tables import Lake
 def main(argv: Sequence[str] | None = None) -> None:
     """``nurture-lake promote [--region R ...] [--as-of ISO-8601]``."""
     parser = job_parser("promote", __doc__ or "")
-    parser.add_argument("--region", action="append", default=None,
-                        help="region whose decisions to evaluate on (repeatable; default: every region)")
-    parser.add_argument("--as-of", default=None, type=datetime.fromisoformat,
-                        help="use only reward windows closed by this instant (default: all closed windows)")
+    add_decision_window_args(parser, verb="evaluate on")
     args = parse(parser, argv)
     cfg = load_job_config(args)
     lake = Lake(cfg)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from nurture_lake.audit import audited_run
-from nurture_lake.jobs.common import job_parser, load_job_config, log, parse
+from nurture_lake.jobs.common import add_decision_window_args, job_parser, load_job_config, log, parse
 from nurture_lake.policy import NotEnoughData, train_policy
 from nurture_lake.policy.trainer import PHASES
 from nurture_lake.policy.training_set import load_training_set
@@ -19,10 +18,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = job_parser("train", __doc__ or "")
     parser.add_argument("--phase", choices=PHASES, default="all",
                         help="fit: configured hyper-parameters; tune: hyperopt only; all: tune then fit (default)")
-    parser.add_argument("--region", action="append", default=None,
-                        help="region whose decisions to learn from (repeatable; default: every region)")
-    parser.add_argument("--as-of", default=None, type=datetime.fromisoformat,
-                        help="use only reward windows closed by this instant (default: all closed windows)")
+    add_decision_window_args(parser, verb="learn from")
     args = parse(parser, argv)
     cfg = load_job_config(args)
     lake = Lake(cfg)
