@@ -35,6 +35,8 @@ def test_local_and_databricks_configs_load() -> None:
         ({"env": "x", "regions": {"us": {"timezone": "UTC"}}, "spark": {"shuffle_partitions": 0}}, "spark.shuffle_partitions"),
         ({"env": "x", "regions": {"us": {"timezone": "UTC"}}, "storage": {"kind": "catalog"}}, "storage.catalog"),
         ({"env": "x", "regions": {"us": {"timezone": "UTC", "colour": "red"}}}, "regions.us.colour"),
+        ({"env": "x", "regions": {"us": {"timezone": "UTC"}}, "ingest": {"dedup_lookback": "a month"}}, "ingest.dedup_lookback"),
+        ({"env": "x", "regions": {"us": {"timezone": "UTC"}}, "ingest": {"dedup_lookback": "0d"}}, "ingest.dedup_lookback"),
     ],
 )
 def test_invalid_config_names_the_field(raw: dict[str, object], message: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,9 @@ from pyspark.testing import assertDataFrameEqual
 
 from nurture_lake.config import NurtureConfig
 from nurture_lake.ingest import BATCH_STEPS, IngestCounts, IngestTables, run_ingest, validate_events
+from nurture_lake.ingest.sinks import _silver_history
 from nurture_lake.privacy import pseudonym
+from nurture_lake.schemas import SILVER_EVENTS
 from nurture_lake.schemas import QuarantineReason as R
 from nurture_lake.tables import Lake
 
@@ -179,6 +181,72 @@ def test_restart_adds_only_new_events_and_dedups_across_batches(spark: SparkSess
         [Row(event_id="e2", reason=R.DUPLICATE_EVENT_ID, file="events-0001.jsonl"),
          Row(event_id="e1", reason=R.DUPLICATE_EVENT_ID, file="events-0002.jsonl")],
     )
+
+
+@pytest.mark.parametrize(
+    ("lookback", "silver_ids", "duplicates"),
+    [
+        (None, ["aged", "recent", "new"], ["aged", "recent"]),
+        ("30d", ["aged", "recent", "new", "aged"], ["recent"]),  # the aged original is outside the window
+    ],
+    ids=["whole-table", "30d-window"],
+)
+def test_dedup_lookback_bounds_the_silver_rows_a_copy_is_checked_against(
+    spark: SparkSession, cfg: NurtureConfig, lookback: str | None, silver_ids: list[str], duplicates: list[str]
+) -> None:
+    """By default a copy of any earlier event is a duplicate; with a window, only of one ingested within it."""
+    cfg = cfg.model_copy(update={"ingest": cfg.ingest.model_copy(update={"dedup_lookback": lookback})})
+    lake = Lake(cfg)
+    tables = IngestTables.for_region(lake, "us")
+    land(lake, "us", "events-0001.jsonl", [event("aged"), event("recent")])
+    run_ingest(spark, lake, "us", progress=False)
+    # Age one original by 45 days (a real Delta UPDATE of its ingestion time): outside a 30-day window.
+    tables.silver.delta(spark).update(
+        F.col("event_id") == "aged", {"ingested_at": F.col("ingested_at") - F.expr("INTERVAL 45 DAYS")}
+    )
+
+    land(lake, "us", "events-0002.jsonl", [event("aged"), event("recent"), event("new")])
+    second = run_ingest(spark, lake, "us", progress=False)
+
+    assert second.silver == len(silver_ids) - 2 and second.quarantine == {R.DUPLICATE_EVENT_ID: len(duplicates)}
+    assertDataFrameEqual(tables.silver.read(spark).select("event_id"), [Row(event_id=e) for e in silver_ids])
+    assertDataFrameEqual(
+        tables.quarantine.read(spark).select("event_id", "reason", F.substring_index("source_file", "/", -1).alias("file")),
+        [Row(event_id=e, reason=R.DUPLICATE_EVENT_ID, file="events-0002.jsonl") for e in duplicates],
+    )
+
+
+def _files_scanned(df: DataFrame) -> int:
+    """Files the Delta scan of ``df`` read after data skipping (its scan node's ``numFiles`` metric).
+
+    The metric is set once, when a physical plan first lists its files, and reset by every later action on
+    that plan; so it is read from a new plan of the same query, run once.
+    """
+    fresh = df.select("*")
+    fresh.collect()
+    leaves = fresh._jdf.queryExecution().executedPlan().collectLeaves()
+    return sum(int(leaves.apply(i).metrics().apply("numFiles").value()) for i in range(leaves.size()))
+
+
+def test_dedup_lookback_reads_only_the_files_ingested_within_the_window(spark: SparkSession, cfg: NurtureConfig) -> None:
+    """The window is a predicate Delta skips files with, so its cost follows the window, not the table."""
+    silver = IngestTables.for_region(Lake(cfg), "us").silver
+    silver.ensure(spark, SILVER_EVENTS)
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    for batch_id, days_ago in enumerate((40, 20, 1)):  # three micro-batches' appends, one file each
+        ingested = now - timedelta(days=days_ago)
+        silver.append(spark.createDataFrame(
+            [(f"b{batch_id}", "web_visit", ingested, "us", {"cookie_id": "cookie_id:x"}, "web", None, {}, "1",
+              f"f{batch_id}.jsonl", ingested, batch_id)],
+            SILVER_EVENTS,
+        ).coalesce(1))
+
+    whole = _silver_history(spark, silver, since=None).select("event_id")
+    window = _silver_history(spark, silver, since=now - timedelta(days=30)).select("event_id")
+
+    assertDataFrameEqual(whole, [Row(event_id="b0"), Row(event_id="b1"), Row(event_id="b2")])
+    assertDataFrameEqual(window, [Row(event_id="b1"), Row(event_id="b2")])
+    assert (_files_scanned(whole), _files_scanned(window)) == (3, 2)
 
 
 def test_counts_add_batches_and_merge_runs() -> None:

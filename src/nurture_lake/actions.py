@@ -12,26 +12,15 @@ Example::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from nurture_lake.config import ConfigError, NurtureConfig
+from nurture_lake.config import ConfigError, NurtureConfig, parse_duration
 
 HOLD = "hold"
-_DURATION = re.compile(r"^(\d+)([mhd])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``'30m'``, ``'4h'``, ``'7d'`` → :class:`timedelta`."""
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise ValueError(f"duration {text!r} must look like 30m, 4h or 7d")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
 @dataclass(frozen=True)

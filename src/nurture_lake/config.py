@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -33,6 +35,18 @@ INSTALLED_CONF_DIR = Path(sys.prefix) / "share" / "nurture_lake" / "conf"
 
 class ConfigError(ValueError):
     """Raised when a configuration file is missing or invalid; the message names the field."""
+
+
+_DURATION = re.compile(r"^(\d+)([mhd])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``'30m'``, ``'4h'``, ``'7d'`` → :class:`timedelta`."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"duration {text!r} must look like 30m, 4h or 7d")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
 class _Frozen(BaseModel):
@@ -107,6 +121,26 @@ class IngestConfig(_Frozen):
     """An event more than this far in the future of its ingest time is quarantined (``bad_timestamp``)."""
     supported_schema_versions: tuple[str, ...] = ("1",)
     """Landing contract versions accepted; others are quarantined."""
+    dedup_lookback: str | None = None
+    """How far back, by ingestion time, an event id is looked up in silver to find an earlier copy.
+
+    ``null`` (default): the whole table, so deduplication is exact, but every micro-batch reads every
+    event id silver holds and its cost grows with the table. A window such as ``30d`` makes that cost
+    follow the window instead (silver's files each hold one micro-batch, and Delta's file statistics
+    on ``ingested_at`` skip the older ones unread); a copy arriving longer than the window after its
+    original is then kept as a new event. Like Spark's ``dropDuplicatesWithinWatermark``, choose it
+    longer than any producer retries or replays."""
+
+    @field_validator("dedup_lookback")
+    @classmethod
+    def _positive_window(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value) <= timedelta(0):
+            raise ValueError(f"dedup_lookback {value!r} must be longer than zero")
+        return value
+
+    def dedup_since(self, ingested_at: datetime) -> datetime | None:
+        """The earliest ``ingested_at`` a batch ingested at ``ingested_at`` checks; ``None``: no bound."""
+        return None if self.dedup_lookback is None else ingested_at - parse_duration(self.dedup_lookback)
 
 
 class KafkaConfig(_Frozen):

@@ -4,7 +4,9 @@ Exactly-once across restarts: appends (bronze, quarantine, silver, consent ledge
 idempotent-write options (``txnAppId`` + ``txnVersion = batch_id``) so a replayed batch is skipped; the
 vault appends only keys it lacks and the current-consent MERGE only lets a newer row win, so replaying
 them changes nothing. Duplicates of earlier batches are found by ``event_id`` against silver before
-the append (a replay of the same batch and file is not a duplicate). The order (bronze → quarantine →
+the append (a replay of the same batch and file is not a duplicate): against all of it, or with
+``ingest.dedup_lookback`` against the rows ingested within that window. A replay is skipped by its
+batch id whatever the window, so a window never lets a replayed batch in twice. The order (bronze → quarantine →
 silver → vault → consent) means a replay after a partial failure redoes only what is missing.
 """
 
@@ -128,7 +130,17 @@ _BROADCAST_SUSPECTS_MAX = 2_000_000
 silver committed) fall back to a shuffle join."""
 
 
-def _duplicate_suspects(spark: SparkSession, silver: TableRef, valid: DataFrame) -> DataFrame:
+def _silver_history(spark: SparkSession, silver: TableRef, *, since: datetime | None) -> DataFrame:
+    """The silver rows a batch's event ids are checked against: every row, or those ingested ``since``.
+
+    Each silver file holds one micro-batch, so all its rows share one ``ingested_at``: with a bound,
+    Delta's file statistics skip every older file unread and the check reads only the window.
+    """
+    rows = silver.read(spark)
+    return rows if since is None else rows.where(F.col("ingested_at") >= F.lit(since))
+
+
+def _duplicate_suspects(history: DataFrame, valid: DataFrame) -> DataFrame:
     """``event_id`` values that need the exact duplicate check: repeated in the batch or already in silver.
 
     Only event ids are shuffled here (not whole rows), and normally almost none qualify, so the
@@ -136,13 +148,13 @@ def _duplicate_suspects(spark: SparkSession, silver: TableRef, valid: DataFrame)
     """
     ids = valid.select("event_id")
     repeated = ids.groupBy("event_id").count().where(F.col("count") > 1).select("event_id")
-    in_silver = silver.read(spark).select("event_id").join(ids, "event_id", "left_semi")
+    in_silver = history.select("event_id").join(ids, "event_id", "left_semi")
     return repeated.union(in_silver).distinct()
 
 
-def _cross_batch_duplicates(spark: SparkSession, silver: TableRef, kept: DataFrame) -> DataFrame:
+def _cross_batch_duplicates(history: DataFrame, kept: DataFrame) -> DataFrame:
     """Rows whose event_id is already in silver from another batch or file (a replay is not a duplicate)."""
-    existing = silver.read(spark).select(
+    existing = history.select(
         F.col("event_id").alias("_e_id"), F.col("batch_id").alias("_e_batch"), F.col("source_file").alias("_e_file")
     )
     joined = kept.join(existing, kept["event_id"] == existing["_e_id"], "left")
@@ -152,8 +164,8 @@ def _cross_batch_duplicates(spark: SparkSession, silver: TableRef, kept: DataFra
     )
 
 
-def _split_duplicates(spark: SparkSession, silver: TableRef, valid: DataFrame) -> tuple[DataFrame, DataFrame | None]:
-    """Valid rows → (rows to keep, duplicate rows).
+def _split_duplicates(history: DataFrame, valid: DataFrame) -> tuple[DataFrame, DataFrame | None]:
+    """Valid rows → (rows to keep, duplicate rows), checked against the silver rows in ``history``.
 
     The duplicate rows are ``None`` when no event id needs the exact check (the usual case).
 
@@ -168,7 +180,7 @@ def _split_duplicates(spark: SparkSession, silver: TableRef, valid: DataFrame) -
     checkpoints are released by Spark's context cleaner. Under dynamic allocation, losing an executor
     that holds one fails the batch; the query's restart replays it (every write here is idempotent).
     """
-    suspects = _duplicate_suspects(spark, silver, valid).localCheckpoint(eager=True)
+    suspects = _duplicate_suspects(history, valid).localCheckpoint(eager=True)
     n_suspects = suspects.count()
     if n_suspects == 0:
         return valid, None
@@ -178,7 +190,7 @@ def _split_duplicates(spark: SparkSession, silver: TableRef, valid: DataFrame) -
     marked = valid.join(lookup, "event_id", "left")
     clear = marked.where(F.col("_suspect").isNull()).drop("_suspect")
     ranked = rank_duplicates(marked.where(F.col("_suspect")).drop("_suspect"))
-    checked = _cross_batch_duplicates(spark, silver, ranked.where(F.col("_dup_rank") == 1))
+    checked = _cross_batch_duplicates(history, ranked.where(F.col("_dup_rank") == 1))
     checked = checked.drop("_dup_rank").localCheckpoint(eager=True)
     later = ranked.where(F.col("_dup_rank") > 1).drop("_dup_rank").withColumn("_is_dup", F.lit(True))
     keep = clear.unionByName(checked.where(~F.col("_is_dup")).drop("_is_dup"))
@@ -239,7 +251,8 @@ def process_batch(
         with step("validate+bronze"):  # the first action materialises the validated batch
             tables.bronze.append(checked.select(*bronze_cols), txn_app_id=f"{app_id}.bronze", txn_version=batch_id)
         with step("duplicates"):
-            good, dups = _split_duplicates(spark, tables.silver, checked.where(F.col("reason").isNull()))
+            history = _silver_history(spark, tables.silver, since=cfg.ingest.dedup_since(ingested_at))
+            good, dups = _split_duplicates(history, checked.where(F.col("reason").isNull()))
         quarantine = _quarantine_rows(checked.where(F.col("reason").isNotNull()))
         if dups is not None:
             dups = dups.withColumn("reason", F.lit(QuarantineReason.DUPLICATE_EVENT_ID)).withColumn(
