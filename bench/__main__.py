@@ -16,6 +16,7 @@ from typing import Any
 
 BENCHES: dict[str, str] = {
     "ingest": "bench.bench_ingest",
+    "dedup": "bench.bench_dedup",
     "identity": "bench.bench_identity",
     "features": "bench.bench_features",
     "train": "bench.bench_train",

@@ -1,4 +1,5 @@
-"""The ingest benchmark (bench/bench_ingest.py) at a tiny size, and its JVM CPU split (bench/jvm_cpu.py)."""
+"""The ingest benchmarks (bench/bench_ingest.py, bench/bench_dedup.py) at a tiny size, and the JVM CPU split
+(bench/jvm_cpu.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from bench import bench_ingest, jvm_cpu
+from bench import bench_dedup, bench_ingest, jvm_cpu
 from nurture_lake.tables import Lake
 
 
@@ -49,3 +50,13 @@ def test_ingest_benchmark_ingests_every_landing_line_and_reports_its_ratio(spark
         for run in ("bare_jvm_cpu", "ingest_jvm_cpu"):
             assert set(result[run]) == {"cpu_s", *jvm_cpu.THREAD_GROUPS, "other_s"}
             assert result[run]["tasks_s"] > 0
+
+
+def test_dedup_benchmark_finds_copies_within_its_window_and_all_copies_without(spark: SparkSession, tmp_path: Path) -> None:
+    # 25 and 30 history days of 200 events; 50 copies each of events ingested 1 and 20 days before the batch.
+    rows = bench_dedup.run(200, days=(25, 30), batch=1_000, copies_per_age=50, root=tmp_path / "dedup", spark=spark)
+    assert [(r.days, r.silver_rows, r.window_rows, r.whole_found, r.window_found) for r in rows] == [
+        (25, 5_000, 1_400, 100, 50),  # the 7-day window holds days 1-7 and finds only the 1-day-old copies
+        (30, 6_000, 1_400, 100, 50),  # more history: the window's rows stay the same
+    ]
+    assert all(r.whole_s > 0 and r.window_s > 0 for r in rows)
