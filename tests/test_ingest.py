@@ -153,6 +153,32 @@ def test_validate_events_types_and_offsets(spark: SparkSession, cfg: NurtureConf
     )
 
 
+def test_only_json_objects_pass_the_object_check(spark: SparkSession, cfg: NurtureConfig) -> None:
+    """Blanks may precede an object; other JSON values and broken lines are ``malformed_json``."""
+    lines = [
+        " \t" + json.dumps(event("blank-led")),
+        "{}",
+        '"{not an object}"',
+        "42",
+        "null",
+        "[{}]",
+        "",
+        "{",
+    ]
+    raw = spark.createDataFrame(
+        [(v, "f.jsonl", datetime(2026, 11, 2), 0) for v in lines],
+        "value string, source_file string, ingested_at timestamp, batch_id long",
+    )
+    out = validate_events(raw, region="us", hmac_key=cfg.hmac_key(), phone_region="US", supported_versions=("1",),
+                          max_future_skew_hours=24)
+    assertDataFrameEqual(
+        out.select("value", "event_id", "reason"),
+        [Row(value=lines[0], event_id="blank-led", reason=None),
+         Row(value="{}", event_id=None, reason=R.MISSING_REQUIRED_FIELD)]
+        + [Row(value=v, event_id=None, reason=R.MALFORMED_JSON) for v in lines[2:]],
+    )
+
+
 def test_restart_adds_only_new_events_and_dedups_across_batches(spark: SparkSession, cfg: NurtureConfig) -> None:
     lake = Lake(cfg)
     land(lake, "us", "events-0001.jsonl", [event("e1"), event("e2"), event("e2")])

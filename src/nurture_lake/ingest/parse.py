@@ -33,6 +33,7 @@ _OBJECT_FIELDS = ("identifiers", "properties")
 _ISO_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$"
 _EARLIEST = "2000-01-01 00:00:00"
 _FLAT_OBJECT = r"^OBJECT<[^<>]*>$"  # an object whose values are all scalars (no nested OBJECT<>/ARRAY<>)
+_OBJECT_START = r"^[ \t\r\n]*\{"  # JSON's blanks, then an object's opening brace
 
 
 def _field(name: str) -> Column:
@@ -164,7 +165,9 @@ def validate_events(
     """
     parsed = raw.withColumn("_v", F.try_parse_json(F.col("value")))
     parsed = parsed.select("*", *_kinds())
-    parsed = parsed.withColumn("_is_object", F.coalesce(F.schema_of_variant(F.col("_v")).startswith("OBJECT"), F.lit(False)))
+    # Valid JSON is an object exactly when its first non-blank character is "{": a look at the line's
+    # start, where schema_of_variant would build the whole event's type string (0.9 s per 470k lines).
+    parsed = parsed.withColumn("_is_object", F.col("_v").isNotNull() & F.col("value").rlike(_OBJECT_START))
     parsed = parsed.withColumn("_ids_raw", F.try_variant_get(F.col("_v"), "$.identifiers", "map<string,string>"))
     parsed = parsed.withColumn("_props", F.try_variant_get(F.col("_v"), "$.properties", "map<string,string>"))
     for name in _STRING_FIELDS:
