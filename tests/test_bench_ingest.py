@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import sys
+from functools import reduce
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
@@ -35,10 +36,10 @@ def test_ingest_benchmark_ingests_every_landing_line_and_reports_its_ratio(spark
 
     lake = Lake(bench_ingest.bench_config(root.resolve()))
     landing = spark.read.text([str(lake.landing(r)) for r in lake.regions]).select("value")
-    bronze = lake.table(lake.regions[0], "bronze", "events_raw").read(spark).select("value")
-    for region in lake.regions[1:]:
-        bronze = bronze.unionByName(lake.table(region, "bronze", "events_raw").read(spark).select("value"))
-    assertDataFrameEqual(bronze, landing)  # every line kept raw, none twice
+    def lake_table(layer: str, name: str, column: str) -> DataFrame:
+        return reduce(DataFrame.unionByName, [lake.table(r, layer, name).read(spark).select(column) for r in lake.regions])
+
+    assertDataFrameEqual(lake_table("bronze", "events_raw", "value"), landing)  # every line kept raw, none twice
     assert result["landing_lines"] == landing.count()
     assert result["silver_events"] + result["quarantined"] == result["landing_lines"]
     # The ratio comes from the unrounded times; the printed times are rounded to 0.01 s.
@@ -46,6 +47,18 @@ def test_ingest_benchmark_ingests_every_landing_line_and_reports_its_ratio(spark
     assert round((bare - 0.005) / (ours + 0.005), 3) <= result["ratio_ingest_vs_bare"] <= round(
         (bare + 0.005) / (ours - 0.005), 3)
     assert set(result["step_s"]) == set(bench_ingest.BATCH_STEPS)
+
+    # The floor copies the same lines raw and parses them unchecked: every event ingest kept is among them.
+    floor_root = root.resolve() / "floor"
+
+    def floor_table(layer: str, column: str) -> DataFrame:
+        frames = [spark.read.format("delta").load(str(floor_root / r / layer)).select(column) for r in lake.regions]
+        return reduce(DataFrame.unionByName, frames)
+
+    assertDataFrameEqual(floor_table("bronze", "value"), landing)
+    silver_ids = lake_table("silver", "events", "event_id")
+    assertDataFrameEqual(floor_table("silver", "event_id").join(silver_ids, "event_id", "left_semi").distinct(), silver_ids)
+    assert result["floor_s"] > 0 and result["ratio_floor_vs_bare"] > 0
     if sys.platform.startswith("linux"):  # the CPU split reads /proc
         for run in ("bare_jvm_cpu", "ingest_jvm_cpu"):
             assert set(result[run]) == {"cpu_s", *jvm_cpu.THREAD_GROUPS, "other_s"}
