@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from functools import reduce
 from pathlib import Path
 
@@ -36,10 +37,12 @@ def test_ingest_benchmark_ingests_every_landing_line_and_reports_its_ratio(spark
 
     lake = Lake(bench_ingest.bench_config(root.resolve()))
     landing = spark.read.text([str(lake.landing(r)) for r in lake.regions]).select("value")
-    def lake_table(layer: str, name: str, column: str) -> DataFrame:
-        return reduce(DataFrame.unionByName, [lake.table(r, layer, name).read(spark).select(column) for r in lake.regions])
 
-    assertDataFrameEqual(lake_table("bronze", "events_raw", "value"), landing)  # every line kept raw, none twice
+    def every_region(read: Callable[[str], DataFrame]) -> DataFrame:
+        return reduce(DataFrame.unionByName, [read(region) for region in lake.regions])
+
+    bronze = every_region(lambda r: lake.table(r, "bronze", "events_raw").read(spark).select("value"))
+    assertDataFrameEqual(bronze, landing)  # every line kept raw, none twice
     assert result["landing_lines"] == landing.count()
     assert result["silver_events"] + result["quarantined"] == result["landing_lines"]
     # The ratio comes from the unrounded times; the printed times are rounded to 0.01 s.
@@ -52,11 +55,10 @@ def test_ingest_benchmark_ingests_every_landing_line_and_reports_its_ratio(spark
     floor_root = root.resolve() / "floor"
 
     def floor_table(layer: str, column: str) -> DataFrame:
-        frames = [spark.read.format("delta").load(str(floor_root / r / layer)).select(column) for r in lake.regions]
-        return reduce(DataFrame.unionByName, frames)
+        return every_region(lambda r: spark.read.format("delta").load(str(floor_root / r / layer)).select(column))
 
     assertDataFrameEqual(floor_table("bronze", "value"), landing)
-    silver_ids = lake_table("silver", "events", "event_id")
+    silver_ids = every_region(lambda r: lake.table(r, "silver", "events").read(spark).select("event_id"))
     assertDataFrameEqual(floor_table("silver", "event_id").join(silver_ids, "event_id", "left_semi").distinct(), silver_ids)
     assert result["floor_s"] > 0 and result["ratio_floor_vs_bare"] > 0
     if sys.platform.startswith("linux"):  # the CPU split reads /proc
