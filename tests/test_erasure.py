@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from nurture_lake.config import NurtureConfig
 from nurture_lake.features.store import update_lead_features
 from nurture_lake.governance import erasure_requests_table, subject_token
 from nurture_lake.identity import attach_lead_id, run_global, run_region
-from nurture_lake.ingest import run_ingest
+from nurture_lake.ingest import run_ingest_regions
 from nurture_lake.jobs.erase import main as erase_main
 from nurture_lake.privacy import pseudonym
 from nurture_lake.schemas import GOLD_CADENCE_DECISIONS, GOLD_DECISION_OUTCOMES
@@ -81,8 +82,9 @@ def build_lake(spark: SparkSession, cfg: NurtureConfig) -> Lake:
         ev("eu-c1", "eu", {"email": "cleo@example.net", "crm_id": "crm-cleo-1"}),
         ev("eu-c2", "eu", {"crm_id": "crm-cleo-1"}, event_type="consent_granted", channel="email"),
     ])
+    ingested = run_ingest_regions(spark, lake, lake.regions, progress=False)  # side by side, as the job runs them
+    assert not [r for r in ingested.values() if isinstance(r, BaseException)], ingested
     for region in lake.regions:
-        run_ingest(spark, lake, region, progress=False)
         run_region(spark, lake, region, run_id=f"r-{region}")
         graph = lake.table(region, "silver", "identity_graph").read(spark)
         events = attach_lead_id(lake.table(region, "silver", "events").read(spark), graph)
@@ -119,13 +121,15 @@ def lake_hits(root: Path, needles: list[str]) -> dict[str, list[str]]:
 
 
 def _snapshot(spark: SparkSession, lake: Lake) -> dict[str, list[Row]]:
-    out = {}
-    for region in [*lake.regions, GLOBAL_REGION]:
-        root = lake.region_root(region)
-        for layer_dir in sorted(p for p in root.glob("*/*") if (p / "_delta_log").is_dir()):
-            table = lake.table(region, layer_dir.parent.name, layer_dir.name)
-            out[table.label] = table.read(spark).collect()
-    return out
+    """Every table's rows by label (read four tables at a time: each read is mostly driver latency)."""
+    tables = [
+        lake.table(region, layer_dir.parent.name, layer_dir.name)
+        for region in [*lake.regions, GLOBAL_REGION]
+        for layer_dir in sorted(p for p in lake.region_root(region).glob("*/*") if (p / "_delta_log").is_dir())
+    ]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        rows = list(pool.map(lambda table: table.read(spark).collect(), tables))
+    return {table.label: table_rows for table, table_rows in zip(tables, rows, strict=True)}
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from nurture_lake.governance import (
     explain_decision,
     governance_settings,
     laplace_noise,
+    purge_tables,
     render_explanation,
     subject_token,
 )
@@ -55,6 +56,34 @@ def test_retention_deletes_old_rows_from_every_file(spark: SparkSession, cfg: Nu
     # Idempotent.
     assert {r.table: r.rows_deleted for r in apply_retention(spark, lake, settings, now=datetime(2026, 11, 1))} == {
         "us.bronze.events_raw": 0}
+
+
+def test_purging_tables_side_by_side_purges_all_and_reports_a_failure_after(
+    spark: SparkSession, cfg: NurtureConfig
+) -> None:
+    lake = Lake(cfg)
+    tables = [lake.table(region, "bronze", "events_raw") for region in ("us", "eu")]
+    for table in tables:
+        table.ensure(spark, BRONZE_EVENTS_RAW)
+        rows = [(f'{{"who":"zz-{table.region}-{i}"}}', "f", None, None, None, None, table.region,
+                 datetime(2026, 10, 1), i) for i in range(2)]
+        table.append(spark.createDataFrame(rows, BRONZE_EVENTS_RAW))
+        table.delta(spark).delete(F.col("batch_id") == 0)  # the deleted row's file stays until purged
+    root = cfg.resolve(cfg.storage.lake_root)
+    gone = ["zz-us-0", "zz-eu-0"]
+    assert {n for found in lake_hits(root, gone).values() for n in found} == set(gone)
+
+    missing = lake.table("us", "silver", "never_created")
+    with pytest.raises(Exception, match="never_created"):
+        purge_tables(spark, [tables[0], missing, tables[1]], workers=3)
+    # The failing table in the middle stopped neither neighbour: both were vacuumed and their logs cut.
+    assert lake_hits(root, gone) == {}
+    for table in tables:
+        log = sorted(p.name for p in (root / table.region / "bronze" / "events_raw" / "_delta_log").glob("*.json"))
+        assert log == [f"{table.version(spark):020d}.json"]  # only the current commit (the delete) is left
+    assertDataFrameEqual(
+        tables[0].read(spark).select("value"), spark.createDataFrame([('{"who":"zz-us-1"}',)], "value string")
+    )
 
 
 def test_retention_config_is_validated(cfg: NurtureConfig) -> None:

@@ -31,7 +31,7 @@ from nurture_lake.governance.erasure import (
     submit_request,
 )
 from nurture_lake.governance.explain import DecisionNotFound, explain_decision, render_explanation
-from nurture_lake.governance.purge import PurgeResult, purge_table
+from nurture_lake.governance.purge import PurgeResult, purge_table, purge_tables
 from nurture_lake.governance.retention import RetentionResult, apply_retention
 from nurture_lake.governance.settings import GovernanceSettings, governance_settings, parse_window
 from nurture_lake.governance.subject import Subject, resolve_subject, subject_pseudonyms, subject_token
@@ -61,6 +61,7 @@ __all__ = [
     "pending_requests",
     "process_pending",
     "purge_table",
+    "purge_tables",
     "raw_readings",
     "record_access",
     "render_explanation",

@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
@@ -40,7 +41,7 @@ from pyspark.sql.types import (
 
 from nurture_lake.audit import current_user
 from nurture_lake.governance.matchers import GLOBAL_TABLES, REGION_TABLES, payload_condition
-from nurture_lake.governance.purge import PurgeResult, purge_table
+from nurture_lake.governance.purge import PurgeResult, purge_table, purge_tables
 from nurture_lake.governance.subject import Subject, resolve_subject, subject_token
 from nurture_lake.privacy import normalise_identifier
 from nurture_lake.schemas import IDENTIFIER_TYPES
@@ -103,32 +104,38 @@ def erase_subject(
     purge: str = "touched",
     purge_log: bool = True,
     request_id: str | None = None,
+    workers: int = 4,
 ) -> ErasureReport:
     """Delete the subject's rows everywhere, then purge (``touched`` tables, or ``all`` existing ones).
 
     ``purge="all"`` is for a retry after a failure: rows deleted by the failed attempt are gone from
-    the current version, but their files may not have been vacuumed yet.
+    the current version, but their files may not have been vacuumed yet. ``workers`` tables are
+    searched, deleted from and purged at a time.
     """
     key = lake.cfg.hmac_key()
     report = ErasureReport(request_id=request_id, leads=len(subject.leads), id_keys=len(subject.id_keys))
-    to_purge: list[TableRef] = []
-    for region, table, matcher in erasure_tables(lake):
-        if not table.exists(spark):
-            continue
-        condition = matcher(subject, region, key)  # type: ignore[operator]
-        if condition is None:
-            if purge == "all":
-                to_purge.append(table)
-            continue
-        n = table.read(spark).where(condition).count()
-        if n:
-            table.delta(spark).delete(condition)
+    candidates: list[tuple[TableRef, Column | None]] = [
+        (table, matcher(subject, region, key))  # type: ignore[operator]
+        for region, table, matcher in erasure_tables(lake)
+        if table.exists(spark)
+    ]
+    searched = [(table, condition) for table, condition in candidates if condition is not None]
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(searched))), thread_name_prefix="erase") as pool:
+        futures = [pool.submit(_delete_matching, spark, table, condition) for table, condition in searched]
+    for (table, _), future in zip(searched, futures, strict=True):
+        if n := future.result():
             report.rows_deleted[table.label] = n
-        if n or purge == "all":
-            to_purge.append(table)
-    for table in to_purge:
-        report.purged.append(purge_table(spark, table, purge_log=purge_log))
+    to_purge = [table for table, _ in candidates if purge == "all" or table.label in report.rows_deleted]
+    report.purged.extend(purge_tables(spark, to_purge, purge_log=purge_log, workers=workers))
     return report
+
+
+def _delete_matching(spark: SparkSession, table: TableRef, condition: Column) -> int:
+    """Delete the rows of ``table`` that match ``condition``; returns how many there were."""
+    n = table.read(spark).where(condition).count()
+    if n:
+        table.delta(spark).delete(condition)
+    return n
 
 
 def submit_request(
@@ -185,6 +192,7 @@ def process_pending(
     request_ids: Iterable[str] | None = None,
     purge_log: bool = True,
     now: datetime | None = None,
+    workers: int = 4,
 ) -> list[ErasureReport]:
     """Process pending requests (all, or ``request_ids``); ``raw`` maps a request id to known raw values.
 
@@ -204,6 +212,7 @@ def process_pending(
         try:
             report = erase_subject(
                 spark, lake, subject, purge="all" if attempts else "touched", purge_log=purge_log, request_id=rid,
+                workers=workers,
             )
         except Exception as exc:
             _update(spark, lake, rid, {"attempts": attempts + 1, "error": str(exc)[:2000]})

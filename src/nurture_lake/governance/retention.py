@@ -11,13 +11,14 @@ Example::
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 
-from nurture_lake.governance.purge import purge_table
+from nurture_lake.governance.purge import purge_tables
 from nurture_lake.governance.settings import GovernanceSettings
 from nurture_lake.tables import GLOBAL_REGION, Lake, TableRef
 
@@ -58,24 +59,34 @@ def apply_retention(
     regions: list[str] | None = None,
     dry_run: bool = False,
 ) -> list[RetentionResult]:
-    """Delete expired rows from every configured table that exists and purge the tables that changed."""
+    """Delete expired rows from every configured table that exists and purge the tables that changed.
+
+    ``settings.table_workers`` tables are cleaned at a time; results keep the order of the targets.
+    """
     now = now or datetime.now(UTC)
-    results: list[RetentionResult] = []
+    due: list[tuple[TableRef, str, datetime]] = []
     for table, column, rule in retention_targets(lake, settings):
         if regions is not None and table.region not in regions:
             continue
         if not table.exists(spark):
             continue
-        df = table.read(spark)
-        if column not in df.columns:
+        if column not in table.read(spark).columns:
             raise ValueError(f"retention: {table.label} has no time column {column!r}")
-        cutoff = now - rule.delta  # type: ignore[attr-defined]
+        due.append((table, column, now - rule.delta))  # type: ignore[attr-defined]
+
+    def clean(table: TableRef, column: str, cutoff: datetime) -> RetentionResult:
         condition = expired(column, cutoff)
-        n = df.where(condition).count()
+        n = table.read(spark).where(condition).count()
         if n and not dry_run:
             table.delta(spark).delete(condition)
-            purge_table(spark, table, purge_log=settings.purge_log)
-        results.append(RetentionResult(table.label, column, cutoff, n, bool(n) and not dry_run))
+        return RetentionResult(table.label, column, cutoff, n, bool(n) and not dry_run)
+
+    workers = max(1, min(settings.table_workers, len(due)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="retain") as pool:
+        futures = [pool.submit(clean, *target) for target in due]
+    results = [future.result() for future in futures]
+    changed = [table for (table, _, _), result in zip(due, results, strict=True) if result.purged]
+    purge_tables(spark, changed, purge_log=settings.purge_log, workers=settings.table_workers)
     return results
 
 

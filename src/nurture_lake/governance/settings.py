@@ -4,6 +4,7 @@ Example YAML::
 
     governance:
       purge_log: true
+      table_workers: 4
       dp: {epsilon: 1.0, sensitivity: 1.0, seed: null}
     retention:
       bronze.events_raw: 30d
@@ -89,6 +90,9 @@ class DpSettings(_Frozen):
 class GovernanceSettings(_Frozen):
     purge_log: bool = True
     """After erasure/retention VACUUM, checkpoint and delete older ``_delta_log`` entries (they hold column stats)."""
+    table_workers: int = Field(4, ge=1)
+    """Tables erasure and retention search, delete from and purge at a time. On small tables each step is
+    mostly driver latency (Delta log reads and commits), so a few side by side keep the cores busy."""
     lookup_row_limit: int = Field(100, ge=1)
     """Rows printed per table by ``nurture-lake lookup``."""
     dp: DpSettings = DpSettings()

@@ -79,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             record_access(spark, lake, tool="erase", reason=reason, run_id=run.run_id,
                           tables=[t.label for _, t, _ in erasure_tables(lake)])
         log("erase: processing requests")
-        reports = process_pending(spark, lake, raw=raw, request_ids=request_ids, purge_log=settings.purge_log)
+        reports = process_pending(spark, lake, raw=raw, request_ids=request_ids, purge_log=settings.purge_log,
+                                  workers=settings.table_workers)
         for report in reports:
             for label, n in report.rows_deleted.items():
                 run.count(label, n)
