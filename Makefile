@@ -44,7 +44,8 @@ demo: setup
 
 # Two pytest workers (pytest-xdist), one Spark JVM each, a test file per worker at a time: much of a
 # test's time is single-threaded driver work (Delta commits, planning), so two side by side fill both
-# cores. Measured on 2 cores: 17.2-19.7 min against 25-29 min in one process. TEST_WORKERS=0 runs in one.
+# cores. Measured on 2 cores: 17.2-19.7 min against 25-29 min in one process. Three workers leave no idle
+# CPU and run longer (28:48 against 26:42 with two, same day). TEST_WORKERS=0 runs in one.
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
