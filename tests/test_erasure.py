@@ -18,12 +18,12 @@ from pyspark.testing import assertDataFrameEqual
 
 from nurture_lake.config import NurtureConfig
 from nurture_lake.features.store import update_lead_features
-from nurture_lake.governance import erasure_requests_table, subject_token
+from nurture_lake.governance import erasure_requests_table, process_pending, submit_request, subject_token
 from nurture_lake.identity import attach_lead_id, run_global, run_region
 from nurture_lake.ingest import run_ingest_regions
 from nurture_lake.jobs.erase import main as erase_main
 from nurture_lake.privacy import pseudonym
-from nurture_lake.schemas import GOLD_CADENCE_DECISIONS, GOLD_DECISION_OUTCOMES
+from nurture_lake.schemas import BRONZE_EVENTS_RAW, GOLD_CADENCE_DECISIONS, GOLD_DECISION_OUTCOMES
 from nurture_lake.tables import GLOBAL_REGION, Lake
 
 ADA_EMAIL_RAW, ADA_PHONE_RAW, ADA_COOKIE, ADA_DEVICE = " Ada@Example.COM ", "(415) 555-0132", "ck-ada-7f3", "dv-ada-eu9"
@@ -206,3 +206,49 @@ def test_missing_reason_is_a_usage_error(cfg: NurtureConfig, capsys) -> None:
         erase_main(["--subject", "ada@example.com", "--type", "email"])
     assert exit_info.value.code == 2
     assert "--reason is required" in capsys.readouterr().err
+
+
+def test_a_failed_erasure_stays_pending_and_its_retry_purges_what_the_first_attempt_deleted(
+    spark: SparkSession, cfg: NurtureConfig, tmp_path: Path
+) -> None:
+    lake = Lake(cfg)
+    bronze = {region: lake.table(region, "bronze", "events_raw") for region in lake.regions}
+    for region, table in bronze.items():
+        people = {"ada": "ada@example.com", "bob": "bob@example.org"} if region == "us" else {"ada": "ada@example.com"}
+        rows = [(json.dumps(ev(f"{region}-{who}", region, {"email": email})), "f", None, None, None, None, region,
+                 datetime(2026, 11, 1), 0) for who, email in people.items()]
+        table.ensure(spark, BRONZE_EVENTS_RAW)
+        table.append(spark.createDataFrame(rows, BRONZE_EVENTS_RAW))
+    root = cfg.resolve(cfg.storage.lake_root)
+    assert {path.split("/")[0] for path in lake_hits(root, ["ada@example.com"])} == {"us", "eu"}
+
+    # The eu table loses its data file: searching it fails, after the us table's DELETE committed.
+    eu_files = sorted((root / "eu" / "bronze" / "events_raw").glob("*.parquet"))
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for path in eu_files:
+        path.rename(aside / path.name)
+    key = cfg.hmac_key()
+    rid = submit_request(spark, lake, subject_type="email", pseudonyms=[pseudonym(key, "email", "ada@example.com")],
+                         reason="ticket 12")
+    with pytest.raises(Exception, match=r"\.parquet"):
+        process_pending(spark, lake)
+    request = erasure_requests_table(lake).read(spark).where(F.col("request_id") == rid).first()
+    assert request is not None
+    assert (request["status"], request["attempts"]) == ("pending", 1)
+    assert ".parquet" in request["error"]
+    assertDataFrameEqual(bronze["us"].read(spark).select("value"),
+                         spark.createDataFrame([(json.dumps(ev("us-bob", "us", {"email": "bob@example.org"})),)],
+                                               "value string"))
+    # Deleted from the current version but not vacuumed: the old file still holds the address.
+    assert "us" in {path.split("/")[0] for path in lake_hits(root, ["ada@example.com"])}
+
+    for path in eu_files:
+        (aside / path.name).rename(path)
+    [report] = process_pending(spark, lake)
+    # The retry finds nothing left in us, yet purges it with every other table: no file holds her any more.
+    assert report.rows_deleted == {"eu.bronze.events_raw": 1}
+    assert lake_hits(root, ["ada@example.com"]) == {}
+    request = erasure_requests_table(lake).read(spark).where(F.col("request_id") == rid).first()
+    assert request is not None
+    assert (request["status"], request["attempts"], request["error"]) == ("done", 2, None)
