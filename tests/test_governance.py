@@ -86,6 +86,27 @@ def test_purging_tables_side_by_side_purges_all_and_reports_a_failure_after(
     )
 
 
+def test_retention_purges_what_it_deleted_before_reporting_a_failed_table(
+    spark: SparkSession, cfg: NurtureConfig, tmp_path
+) -> None:
+    lake = Lake(cfg)
+    for region in ("us", "eu"):
+        table = lake.table(region, "bronze", "events_raw")
+        table.ensure(spark, BRONZE_EVENTS_RAW)
+        rows = [(f'{{"old":"zz-{region}-old"}}', "f", None, None, None, None, region, datetime(2026, 9, 1), 0),
+                (f'{{"new":"zz-{region}-new"}}', "f", None, None, None, None, region, datetime(2026, 10, 30), 1)]
+        table.append(spark.createDataFrame(rows, BRONZE_EVENTS_RAW))
+    root = cfg.resolve(cfg.storage.lake_root)
+    for path in (root / "eu" / "bronze" / "events_raw").glob("*.parquet"):  # eu's data file is lost
+        path.rename(tmp_path / path.name)
+    with pytest.raises(Exception, match=r"\.parquet"):
+        apply_retention(spark, lake, governance_settings(cfg), now=datetime(2026, 11, 1))
+    # us deleted its expired row and was purged although eu failed: a rerun would find nothing to delete there.
+    assert lake_hits(root, ["zz-us-old"]) == {}
+    assertDataFrameEqual(lake.table("us", "bronze", "events_raw").read(spark).select("value"),
+                         spark.createDataFrame([('{"new":"zz-us-new"}',)], "value string"))
+
+
 def test_retention_config_is_validated(cfg: NurtureConfig) -> None:
     from nurture_lake.config import ConfigError, load_config
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +40,7 @@ from pyspark.sql.types import (
 
 from nurture_lake.audit import current_user
 from nurture_lake.governance.matchers import GLOBAL_TABLES, REGION_TABLES, payload_condition
+from nurture_lake.governance.pool import results, side_by_side
 from nurture_lake.governance.purge import PurgeResult, purge_table, purge_tables
 from nurture_lake.governance.subject import Subject, resolve_subject, subject_token
 from nurture_lake.privacy import normalise_identifier
@@ -120,11 +120,8 @@ def erase_subject(
         if table.exists(spark)
     ]
     searched = [(table, condition) for table, condition in candidates if condition is not None]
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(searched))), thread_name_prefix="erase") as pool:
-        futures = [pool.submit(_delete_matching, spark, table, condition) for table, condition in searched]
-    for (table, _), future in zip(searched, futures, strict=True):
-        if n := future.result():
-            report.rows_deleted[table.label] = n
+    found = results(side_by_side(lambda tc: _delete_matching(spark, *tc), searched, workers=workers, name="erase"))
+    report.rows_deleted.update((table.label, n) for (table, _), n in zip(searched, found, strict=True) if n)
     to_purge = [table for table, _ in candidates if purge == "all" or table.label in report.rows_deleted]
     report.purged.extend(purge_tables(spark, to_purge, purge_log=purge_log, workers=workers))
     return report

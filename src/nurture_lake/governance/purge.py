@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from py4j.protocol import Py4JError
 from pyspark.sql import SparkSession
 
+from nurture_lake.governance.pool import results, side_by_side
 from nurture_lake.tables import TableRef
 
 _VERSIONED = re.compile(r"^(\d{20})\.")
@@ -149,13 +149,9 @@ def purge_tables(
 
     Every table is attempted; the first failure (in table order) is raised once all have finished.
     """
-    if not tables:
-        return []
-    with _listing_parallelism(spark, listing_parallelism), ThreadPoolExecutor(
-        max_workers=max(1, min(workers, len(tables))), thread_name_prefix="purge"
-    ) as pool:
-        futures = [pool.submit(_purge_one, spark, table, purge_log=purge_log) for table in tables]
-    return [future.result() for future in futures]
+    with _listing_parallelism(spark, listing_parallelism):
+        return results(side_by_side(lambda t: _purge_one(spark, t, purge_log=purge_log), tables,
+                                    workers=workers, name="purge"))
 
 
 def _purge_one(spark: SparkSession, table: TableRef, *, purge_log: bool) -> PurgeResult:

@@ -11,13 +11,13 @@ Example::
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pyspark.sql import Column, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from nurture_lake.governance.pool import results, side_by_side
 from nurture_lake.governance.purge import purge_tables
 from nurture_lake.governance.settings import GovernanceSettings
 from nurture_lake.tables import GLOBAL_REGION, Lake, TableRef
@@ -61,33 +61,34 @@ def apply_retention(
 ) -> list[RetentionResult]:
     """Delete expired rows from every configured table that exists and purge the tables that changed.
 
-    ``settings.table_workers`` tables are cleaned at a time; results keep the order of the targets.
+    ``settings.table_workers`` tables are cleaned at a time; results keep the order of the targets. If a
+    table fails, the tables that did delete rows are purged before the first failure is raised.
     """
     now = now or datetime.now(UTC)
-    due: list[tuple[TableRef, str, datetime]] = []
+    due: list[tuple[TableRef, DataFrame, str, datetime]] = []
     for table, column, rule in retention_targets(lake, settings):
         if regions is not None and table.region not in regions:
             continue
         if not table.exists(spark):
             continue
-        if column not in table.read(spark).columns:
+        df = table.read(spark)
+        if column not in df.columns:
             raise ValueError(f"retention: {table.label} has no time column {column!r}")
-        due.append((table, column, now - rule.delta))  # type: ignore[attr-defined]
+        due.append((table, df, column, now - rule.delta))  # type: ignore[attr-defined]
 
-    def clean(table: TableRef, column: str, cutoff: datetime) -> RetentionResult:
+    def clean(target: tuple[TableRef, DataFrame, str, datetime]) -> RetentionResult:
+        table, df, column, cutoff = target
         condition = expired(column, cutoff)
-        n = table.read(spark).where(condition).count()
+        n = df.where(condition).count()
         if n and not dry_run:
             table.delta(spark).delete(condition)
         return RetentionResult(table.label, column, cutoff, n, bool(n) and not dry_run)
 
-    workers = max(1, min(settings.table_workers, len(due)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="retain") as pool:
-        futures = [pool.submit(clean, *target) for target in due]
-    results = [future.result() for future in futures]
-    changed = [table for (table, _, _), result in zip(due, results, strict=True) if result.purged]
+    outcomes = side_by_side(clean, due, workers=settings.table_workers, name="retain")
+    # Purge what was deleted before reporting a failure: a rerun finds those rows gone and would not purge.
+    changed = [t[0] for t, r in zip(due, outcomes, strict=True) if isinstance(r, RetentionResult) and r.purged]
     purge_tables(spark, changed, purge_log=settings.purge_log, workers=settings.table_workers)
-    return results
+    return results(outcomes)
 
 
 __all__ = ["RetentionResult", "apply_retention", "expired", "retention_targets"]
