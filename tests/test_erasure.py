@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from pyspark.testing import assertDataFrameEqual
 from nurture_lake.config import NurtureConfig
 from nurture_lake.features.store import update_lead_features
 from nurture_lake.governance import erasure_requests_table, process_pending, submit_request, subject_token
+from nurture_lake.governance.pool import results, side_by_side
 from nurture_lake.identity import attach_lead_id, run_global, run_region
 from nurture_lake.ingest import run_ingest_regions
 from nurture_lake.jobs.erase import main as erase_main
@@ -127,8 +127,7 @@ def _snapshot(spark: SparkSession, lake: Lake) -> dict[str, list[Row]]:
         for region in [*lake.regions, GLOBAL_REGION]
         for layer_dir in sorted(p for p in lake.region_root(region).glob("*/*") if (p / "_delta_log").is_dir())
     ]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        rows = list(pool.map(lambda table: table.read(spark).collect(), tables))
+    rows = results(side_by_side(lambda table: table.read(spark).collect(), tables, workers=4, name="snapshot"))
     return {table.label: table_rows for table, table_rows in zip(tables, rows, strict=True)}
 
 
