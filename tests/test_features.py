@@ -32,6 +32,7 @@ from nurture_lake.features import (
 )
 from nurture_lake.features.settings import FEATURE_FAMILIES
 from nurture_lake.schemas import SILVER_CONSENT_CURRENT, SILVER_EVENTS
+from nurture_lake.sqltext import sql_string
 from nurture_lake.tables import Lake
 
 T = datetime(2026, 3, 10, 12, 0)  # a Tuesday; naive datetimes are UTC (session time zone)
@@ -405,6 +406,33 @@ def test_context_vector_is_fixed_length_with_bias(spark: SparkSession, cfg: Nurt
     assert vectors["A"][slot["hours_since_email_touch"]] == pytest.approx(6 / CAP)
     assert vectors["Z"][slot["hours_since_email_touch"]] == 1.0
     assert vectors["Z"][slot["stage_new"]] == 1.0
+
+
+def test_context_vector_expression_equals_each_slot_built_column_by_column(
+    spark: SparkSession, cfg: NurtureConfig
+) -> None:
+    """The one-SQL-expression context vector holds, slot by slot, what the DataFrame API computes."""
+    ev = (_Events().add("A", "email_sent", T - timedelta(hours=6)).add("A", "email_open", T - timedelta(hours=5))
+          .add("A", "push_sent", T - timedelta(days=2)).add("B", "chat_sent", T - timedelta(days=40)))
+    feats = compute_features(ev.df(spark), _requests(spark, [("A", T), ("B", T), ("Z", T)]), regions=cfg.regions)
+    settings = FeatureSettings()
+    slots = [F.lit(1.0)]
+    for c in describe_features(settings):
+        value = F.coalesce(F.col(c.name).cast("double"), F.lit(0.0))
+        if c.transform == "log1p":
+            value = F.log1p(F.greatest(value, F.lit(0.0)))
+        elif c.transform == "recency":
+            value = value / F.lit(CAP)
+        slots.append(value)
+    slots += [F.when(F.col("region") == r, 1.0).otherwise(0.0) for r in cfg.regions]
+    expected = feats.select("lead_id", F.array(*slots).alias("context"))
+    actual = context_vector(feats, settings=settings, regions=cfg.regions).select("lead_id", "context")
+    assertDataFrameEqual(actual, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("text", ["us", "it's", "back\\slash", "both \\' and '\\", ""])
+def test_sql_string_literals_read_back_as_the_same_text(spark: SparkSession, text: str) -> None:
+    assert spark.range(1).select(F.expr(sql_string(text)).alias("v")).first()["v"] == text
 
 
 def test_context_families_pick_slots_of_the_full_vector(spark: SparkSession, cfg: NurtureConfig) -> None:
