@@ -45,7 +45,8 @@ from nurture_lake.guardrails.quiet_hours import (
 )
 from nurture_lake.guardrails.rules import DEFAULT_TIMEZONE, cap_rule_name, gap_rule_name, quiet_label
 from nurture_lake.schemas import GUARDRAIL_RESULT
-from nurture_lake.sqltext import sql_double, sql_string
+from nurture_lake.sqltext import sql_double as _dbl
+from nurture_lake.sqltext import sql_string as _q
 
 OUTPUT_COLUMNS: tuple[str, ...] = ("allowed_actions", "guardrails", "send_at")
 """Columns :func:`apply_guardrails` adds (replacing any of the same name)."""
@@ -159,22 +160,22 @@ def _apply(df: DataFrame, *, rules: GuardrailRules, action_space: ActionSpace, n
     )
     literal = ", ".join(
         "named_struct("
-        f"'id', {sql_string(a.action_id)}, 'channel', {sql_string(a.channel or '')}, 'wait', {_wait_micros(a)}L, "
+        f"'id', {_q(a.action_id)}, 'channel', {_q(a.channel or '')}, 'wait', {_wait_micros(a)}L, "
         f"'qsub', {str(bool(a.channel) and qh.applies_to(a.channel or '')).lower()}, "
         f"'lighter', {str(a.channel in rules.fatigue.lighter_channels).lower()}, "
-        f"'daily', {sql_double(rules.budget.daily.get(a.channel or ''))}, 'cost', {sql_double(rules.budget.cost(a.channel or ''))})"
+        f"'daily', {_dbl(rules.budget.daily.get(a.channel or ''))}, 'cost', {_dbl(rules.budget.cost(a.channel or ''))})"
         for a in touches
     )
     acts = _Acts(f"array({literal})", ["id", "channel", "wait", "qsub", "lighter", "daily", "cost"])
     staged = df.selectExpr(
         *passthrough,
         f"unix_micros(`{now_col}`) AS _gr_t0",
-        f"coalesce(`timezone`, {sql_string(DEFAULT_TIMEZONE)}) AS _gr_tz",
+        f"coalesce(`timezone`, {_q(DEFAULT_TIMEZONE)}) AS _gr_tz",
         "CAST(`fatigue_score` AS DOUBLE) AS _gr_fs",
         f"{hist} AS _gr_hist",
     )
     history_cols = [
-        f"transform({'_gr_hist' if s is None else f'filter(_gr_hist, x -> x.channel = {sql_string(s)})'}, x -> x.at) AS {_history_col(s)}"
+        f"transform({'_gr_hist' if s is None else f'filter(_gr_hist, x -> x.channel = {_q(s)})'}, x -> x.at) AS {_history_col(s)}"
         for s in scopes
     ]
     if not touches:
@@ -193,7 +194,7 @@ def _apply(df: DataFrame, *, rules: GuardrailRules, action_space: ActionSpace, n
         step(sloc=local_micros_sql("a.send", "_gr_tz"), bloc=local_micros_sql("a.base", "_gr_tz"))
         step(still=f"a.qsub AND {is_quiet_local_sql('a.sloc', qh)}")
     # Stage 3: per-action rule inputs (consent, fatigue, budget, cap counts, nearest touches).
-    tired = f"coalesce(NOT (_gr_fs IS NULL OR isnan(_gr_fs)) AND _gr_fs > {sql_double(rules.fatigue.threshold)}, false)"
+    tired = f"coalesce(NOT (_gr_fs IS NULL OR isnan(_gr_fs)) AND _gr_fs > {_dbl(rules.fatigue.threshold)}, false)"
     measures = {
         "bcon": _consent_blocked("a.channel", rules.consent.mode),
         "bfat": f"({tired} AND NOT a.lighter)" if rules.fatigue.threshold is not None else "false",
@@ -201,10 +202,10 @@ def _apply(df: DataFrame, *, rules: GuardrailRules, action_space: ActionSpace, n
     }
     for k, (scope, cap) in enumerate(caps):
         count = _cap_count_sql(_history_col(scope), cap.window_micros)
-        measures[f"c{k}"] = count if scope is None else f"CASE WHEN a.channel = {sql_string(scope)} THEN {count} END"
+        measures[f"c{k}"] = count if scope is None else f"CASE WHEN a.channel = {_q(scope)} THEN {count} END"
     for k, (scope, _) in enumerate(gaps):
         near = f"array_min(transform({_history_col(scope)}, t -> abs(t - a.send)))"
-        measures[f"g{k}"] = near if scope is None else f"CASE WHEN a.channel = {sql_string(scope)} THEN {near} END"
+        measures[f"g{k}"] = near if scope is None else f"CASE WHEN a.channel = {_q(scope)} THEN {near} END"
     step(**measures)
     staged = staged.selectExpr("*", f"{acts.expr} AS _gr_acts")
     return _finish(staged, passthrough, rules, touches, channels, caps, gaps)
@@ -233,25 +234,25 @@ def _finish(
         ))
     else:
         verdicts.append(("suppression", _EMPTY_IDS,
-                         sql_string("lead not suppressed" if rules.suppression.enabled else "suppression disabled")))
+                         _q("lead not suppressed" if rules.suppression.enabled else "suppression disabled")))
     # consent
     mode, purpose = rules.consent.mode, rules.consent.purpose
     per_channel = ", ".join(
-        f"CASE WHEN {_consent_value(sql_string(c))} <=> false THEN {sql_string(c + ': revoked')} "
-        + (f"WHEN {_consent_value(sql_string(c))} IS NULL THEN {sql_string(c + ': no grant (opt_in)')} " if mode == "opt_in" else "")
+        f"CASE WHEN {_consent_value(_q(c))} <=> false THEN {_q(c + ': revoked')} "
+        + (f"WHEN {_consent_value(_q(c))} IS NULL THEN {_q(c + ': no grant (opt_in)')} " if mode == "opt_in" else "")
         + "END"
         for c in channels
     )
     verdicts.append((
         "consent",
         _ids("a.bcon") if has else _EMPTY_IDS,
-        f"CASE WHEN size({{b}}) > 0 THEN concat({sql_string(f'purpose {purpose}: ')}, concat_ws('; ', {per_channel or sql_string('')})) "
-        f"ELSE {sql_string(f'purpose {purpose}, {mode}: all channels allowed')} END",
+        f"CASE WHEN size({{b}}) > 0 THEN concat({_q(f'purpose {purpose}: ')}, concat_ws('; ', {per_channel or _q('')})) "
+        f"ELSE {_q(f'purpose {purpose}, {mode}: all channels allowed')} END",
     ))
     # fatigue
     threshold = rules.fatigue.threshold
     if threshold is None:
-        verdicts.append(("fatigue", _EMPTY_IDS, sql_string("fatigue rule disabled")))
+        verdicts.append(("fatigue", _EMPTY_IDS, _q("fatigue rule disabled")))
     else:
         thr = "%.2f" % threshold
         tail = f" > {thr}: only hold" + "".join(f", {c}" for c in rules.fatigue.lighter_channels)
@@ -259,8 +260,8 @@ def _finish(
             "fatigue",
             _ids("a.bfat") if has else _EMPTY_IDS,
             "CASE WHEN _gr_fs IS NULL OR isnan(_gr_fs) THEN 'fatigue score unknown' "
-            f"WHEN _gr_fs > {sql_double(threshold)} THEN concat('fatigue score ', format_string('%.2f', _gr_fs), {sql_string(tail)}) "
-            f"ELSE concat('fatigue score ', format_string('%.2f', _gr_fs), {sql_string(f' <= {thr}')}) END",
+            f"WHEN _gr_fs > {_dbl(threshold)} THEN concat('fatigue score ', format_string('%.2f', _gr_fs), {_q(tail)}) "
+            f"ELSE concat('fatigue score ', format_string('%.2f', _gr_fs), {_q(f' <= {thr}')}) END",
         ))
     # budget
     details = []
@@ -270,18 +271,18 @@ def _finish(
             continue
         cost = rules.budget.cost(c)
         details.append(
-            f"CASE WHEN {_spent(sql_string(c))} + {sql_double(cost)} > {sql_double(daily)} THEN concat({sql_string(c + ': spent ')}, "
-            f"format_string('%.2f', {_spent(sql_string(c))}), {sql_string(f' + cost {cost:.2f} > daily budget {daily:.2f}')}) END"
+            f"CASE WHEN {_spent(_q(c))} + {_dbl(cost)} > {_dbl(daily)} THEN concat({_q(c + ': spent ')}, "
+            f"format_string('%.2f', {_spent(_q(c))}), {_q(f' + cost {cost:.2f} > daily budget {daily:.2f}')}) END"
         )
-    passed = sql_string("within daily budgets" if rules.budget.daily else "no budgets configured")
+    passed = _q("within daily budgets" if rules.budget.daily else "no budgets configured")
     verdicts.append((
         "budget",
         _ids("a.bbud") if has else _EMPTY_IDS,
-        f"CASE WHEN size({{b}}) > 0 THEN concat_ws('; ', {', '.join(details) or sql_string('')}) ELSE {passed} END",
+        f"CASE WHEN size({{b}}) > 0 THEN concat_ws('; ', {', '.join(details) or _q('')}) ELSE {passed} END",
     ))
     # quiet hours
     if not qh.active:
-        verdicts.append(("quiet_hours", _EMPTY_IDS, sql_string("quiet hours disabled")))
+        verdicts.append(("quiet_hours", _EMPTY_IDS, _q("quiet hours disabled")))
     else:
         items = (
             "CASE WHEN a.still THEN concat(a.id, ': blocked, still quiet at ', " + _fmt_local("a.sloc") + ") "
@@ -292,7 +293,7 @@ def _finish(
         verdicts.append((
             "quiet_hours",
             _ids("a.still") if has else _EMPTY_IDS,
-            f"concat({sql_string(quiet_label(rules) + ' ')}, _gr_tz, ': ', "
+            f"concat({_q(quiet_label(rules) + ' ')}, _gr_tz, ': ', "
             f"coalesce(nullif({listed}, ''), 'no send in quiet hours'))",
         ))
     # caps
@@ -300,38 +301,38 @@ def _finish(
         hit = f"a.c{k} > {cap.max}"
         detail = (
             f"concat(a.id, ' at ', {_fmt_utc('a.send')}, ': ', CAST(a.c{k} AS STRING), "
-            f"{sql_string(f' touches in {cap.window} > max {cap.max}')})"
+            f"{_q(f' touches in {cap.window} > max {cap.max}')})"
         )
         what = "touches" if scope is None else f"{scope} touches"
         verdicts.append((
             cap_rule_name(cap, scope),
             _ids(hit) if has else _EMPTY_IDS,
-            f"CASE WHEN size({{b}}) > 0 THEN {_joined(hit, detail) if has else sql_string('')} "
-            f"ELSE {sql_string(f'at most {cap.max} {what} per {cap.window}')} END",
+            f"CASE WHEN size({{b}}) > 0 THEN {_joined(hit, detail) if has else _q('')} "
+            f"ELSE {_q(f'at most {cap.max} {what} per {cap.window}')} END",
         ))
     # gaps
     for k, (scope, gap_text) in enumerate(gaps):
         hit = f"a.g{k} < {rules.min_gap_micros(scope) or 0}L"
         minutes = f"CAST(a.g{k} div {_MINUTE}L AS STRING)"
         detail = (
-            f"concat(a.id, ' at ', {_fmt_utc('a.send')}, ': nearest touch ', {minutes}, {sql_string(f' min away < {gap_text}')})"
+            f"concat(a.id, ' at ', {_fmt_utc('a.send')}, ': nearest touch ', {minutes}, {_q(f' min away < {gap_text}')})"
         )
         verdicts.append((
             gap_rule_name(scope),
             _ids(hit) if has else _EMPTY_IDS,
-            f"CASE WHEN size({{b}}) > 0 THEN {_joined(hit, detail) if has else sql_string('')} "
-            f"ELSE {sql_string(f'touches at least {gap_text} apart')} END",
+            f"CASE WHEN size({{b}}) > 0 THEN {_joined(hit, detail) if has else _q('')} "
+            f"ELSE {_q(f'touches at least {gap_text} apart')} END",
         ))
 
     staged = staged.selectExpr("*", *[f"{blocked} AS _gr_b{k}" for k, (_, blocked, _) in enumerate(verdicts)])
     results = ", ".join(
-        f"named_struct('rule', {sql_string(rule)}, 'passed', size(_gr_b{k}) = 0, 'blocked_actions', _gr_b{k}, "
+        f"named_struct('rule', {_q(rule)}, 'passed', size(_gr_b{k}) = 0, 'blocked_actions', _gr_b{k}, "
         f"'reason', {reason.replace('{b}', f'_gr_b{k}')})"
         for k, (rule, _, reason) in enumerate(verdicts)
     )
     blocked_all = f"flatten(array({', '.join(f'_gr_b{k}' for k in range(len(verdicts)))}))"
     ok = f"filter(_gr_acts, a -> NOT array_contains({blocked_all}, a.id))"
-    allowed = f"concat(array({sql_string(HOLD)}), transform({ok}, a -> a.id))" if has else f"array({sql_string(HOLD)})"
+    allowed = f"concat(array({_q(HOLD)}), transform({ok}, a -> a.id))" if has else f"array({_q(HOLD)})"
     send_map = (
         f"map_from_entries(transform({ok}, a -> named_struct('key', a.id, 'value', timestamp_micros(a.send))))"
         if has else "CAST(map() AS map<string,timestamp>)"
