@@ -12,7 +12,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from nurture_lake.config import NurtureConfig, load_config
-from nurture_lake.spark import CODEGEN_CACHE_ENTRIES, local_jars
+from nurture_lake.spark import CODEGEN_CACHE_ENTRIES, DATAFRAME_DEBUGGING, local_jars
 
 os.environ["PYSPARK_PYTHON"] = sys.executable  # workers run the test interpreter
 os.environ["TZ"] = "UTC"  # collected timestamps come back as naive datetimes in the process time zone
@@ -60,6 +60,8 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
                 "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m")
         # As in get_spark(): room for every generated class a micro-batch uses (the default 100 thrashes).
         .config("spark.sql.codegen.cache.maxEntries", str(CODEGEN_CACHE_ENTRIES))
+        # As in get_spark(): no Python call-site capture on every DataFrame and Column call.
+        .config(DATAFRAME_DEBUGGING, "false")
         # VACUUM with zero retention in erasure tests.
         .config("spark.databricks.delta.retentionDurationCheck.enabled", "false")
         # Delta tables in tests are tiny; skip the per-commit checksum/stats work where possible.

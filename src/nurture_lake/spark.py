@@ -33,6 +33,14 @@ CODEGEN_CACHE_ENTRIES = 2000
 """Generated classes Spark keeps compiled (its default, 100, is half of what one ingest micro-batch uses)."""
 
 
+DATAFRAME_DEBUGGING = "spark.python.sql.dataFrameDebugging.enabled"
+"""A static Spark setting, off in sessions ``get_spark`` builds. When on (Spark's default), every DataFrame and
+Column call walks the Python stack for its call site and makes about five more JVM round trips to record it,
+so error messages can name the line that built a failing expression. Our jobs build plans of thousands of
+expressions (features, guardrails, validation), where that doubled the driver's JVM calls. Set it to
+``"true"`` in ``spark.extra_conf`` to get call sites back while debugging."""
+
+
 def local_jars(jars_dir: Path = JARS_DIR, *, groups: tuple[str, ...] = SPARK_JAR_GROUPS) -> list[Path]:
     """The Delta jars in ``jars_dir`` (top level) plus the named sub-folders (the Kafka connector)."""
     found = sorted(jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
@@ -53,6 +61,7 @@ def _base_builder(app_name: str, master: str) -> SparkSession.Builder:
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         # All timestamps are handled and stored in UTC; local time is computed per lead.
         .config("spark.sql.session.timeZone", "UTC")
+        .config(DATAFRAME_DEBUGGING, "false")
     )
 
 
