@@ -37,7 +37,7 @@ DATAFRAME_DEBUGGING = "spark.python.sql.dataFrameDebugging.enabled"
 """A static Spark setting, off in sessions ``get_spark`` builds. When on (Spark's default), every DataFrame and
 Column call walks the Python stack for its call site and makes about five more JVM round trips to record it,
 so error messages can name the line that built a failing expression. Our jobs build plans of thousands of
-expressions (features, guardrails, validation), where that doubled the driver's JVM calls. Set it to
+expressions (features, guardrails, validation), where that made two thirds of the JVM calls. Set it to
 ``"true"`` in ``spark.extra_conf`` to get call sites back while debugging."""
 
 
