@@ -46,8 +46,10 @@ demo: setup
 # test's time is single-threaded driver work (Delta commits, planning), so two side by side fill both
 # cores. Measured on 2 cores: 17.2-19.7 min against 25-29 min in one process. Three workers leave no idle
 # CPU and run longer (28:48 against 26:42 with two, same day). TEST_WORKERS=0 runs in one.
+# --no-loadscope-reorder keeps the file order tests/conftest.py sets (files with slow tests first);
+# xdist's default reorders files by test count, which started the one-test end-to-end files last.
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: setup
 	$(PYTEST)
