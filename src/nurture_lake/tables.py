@@ -78,7 +78,15 @@ class TableRef:
         return int(row["version"]) if row is not None else None
 
     def ensure(self, spark: SparkSession, schema: StructType, *, partition_by: tuple[str, ...] = ()) -> None:
-        """Create the table empty with ``schema`` if it does not exist (idempotent)."""
+        """Create the table empty with ``schema`` if it does not exist (idempotent).
+
+        An existing table is left as it is (as ``CREATE TABLE IF NOT EXISTS`` would), found by the
+        cheap :meth:`exists` check (about 5 ms): Delta's builder resolves the table and its snapshot even
+        when it has nothing to create (0.05–0.08 s on an idle session, 0.21 s on average inside the
+        closed loop), and every job run ensures its tables.
+        """
+        if self.exists(spark):
+            return
         builder = DeltaTable.createIfNotExists(spark).addColumns(schema)
         if partition_by:
             builder = builder.partitionedBy(*partition_by)
