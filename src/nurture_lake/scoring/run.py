@@ -127,11 +127,16 @@ def score_region(
 
     check_context_width(chosen, FeatureSettings.from_config(cfg), regions=list(cfg.regions))
     requests = due.select("lead_id", "region", F.col("decided_at").alias("as_of"), F.lit(known_at).alias("known_at"))
-    features = feature_context_fn(cfg)(events, requests)  # the very function training uses
+    # The due leads' inputs are materialised once: guardrails split the candidates by region and the
+    # holdout by lead, and each branch would otherwise re-plan and re-run the features, consent and
+    # touch history from the events (closed loop, 30 due leads a region: score step 16-20 s -> 10-13 s).
+    due_ids = due.select("lead_id")
+    features = feature_context_fn(cfg)(events, requests).localCheckpoint()  # the very function training uses
     graph = identity_tables(lake, region).graph.read(spark)
     consent = lake.table(region, "silver", "consent_current").read(spark)
     flags = consent_and_suppression(consent, graph.select("id_key", "lead_id"), events, regions_cfg=cfg.regions)
-    touches = touch_history(existing, events)
+    flags = flags.join(due_ids, "lead_id", "left_semi").localCheckpoint()
+    touches = touch_history(existing, events).join(due_ids, "lead_id", "left_semi").localCheckpoint()
     decided_at = due.agg(F.max("decided_at")).first()
     day_of = decided_at[0] if decided_at is not None and decided_at[0] is not None else known_at
     lineage = Lineage(
