@@ -153,10 +153,13 @@ def build_training_set(
         keyed = contexts.select("decision_id", F.col(context_col).alias("__ctx"))
         joined = logged.join(keyed, "decision_id", "inner")
     else:
-        keyed = contexts.select("lead_id", "as_of", F.col(context_col).alias("__ctx")).dropDuplicates(["lead_id", "as_of"])
-        joined = logged.join(keyed, (logged.lead_id == keyed.lead_id) & (logged.decided_at == keyed.as_of), "inner").drop(
-            keyed.lead_id, keyed.as_of,
-        )
+        # Renamed keys: the contexts derive from ``logged``, so ``keyed.lead_id`` would be the very same
+        # column as ``logged.lead_id`` (Spark warns of a trivially true predicate and has to guess the sides).
+        keyed = contexts.select(
+            F.col("lead_id").alias("__lead_id"), F.col("as_of").alias("__as_of"), F.col(context_col).alias("__ctx")
+        ).dropDuplicates(["__lead_id", "__as_of"])
+        on = (F.col("lead_id") == F.col("__lead_id")) & (F.col("decided_at") == F.col("__as_of"))
+        joined = logged.join(keyed, on, "inner").drop("__lead_id", "__as_of")
     return joined.select(
         "decision_id", "lead_id", "region", "decided_at",
         F.col("__ctx").cast("array<double>").alias(context_col),
