@@ -129,7 +129,7 @@ def score_region(
     requests = due.select("lead_id", "region", F.col("decided_at").alias("as_of"), F.lit(known_at).alias("known_at"))
     # The due leads' inputs are materialised once: guardrails split the candidates by region and the
     # holdout by lead, and each branch would otherwise re-plan and re-run the features, consent and
-    # touch history from the events (closed loop, 30 due leads a region: score step 16-20 s -> 10-13 s).
+    # touch history from the events (closed loop, 10-35 due leads a region: score step 16-20 s -> 10-13 s a tick).
     due_ids = due.select("lead_id")
     features = feature_context_fn(cfg)(events, requests).localCheckpoint()  # the very function training uses
     graph = identity_tables(lake, region).graph.read(spark)
