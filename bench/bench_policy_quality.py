@@ -675,6 +675,10 @@ class PolicyQualityRun:
             self.log(f"  day {day}: learning skipped ({exc})")
             return None
         assert result.policy is not None
+        if self.dump is not None and day == self.days:  # the final fit's training set, for offline study
+            ctx = self.learning.context_col
+            self.final_training = training.select("lead_id", "decided_at", ctx, "action", "propensity", "reward",
+                                                  "harm").toPandas()
         version = f"d{day}"
         challenger = LoadedPolicy(result.policy, version, version, self.learning.seed, self.learning.context_col)
         _, valid, _ = split_training_set(training, self.learning)
@@ -749,10 +753,26 @@ class PolicyQualityRun:
                 learn_values=np.concatenate([t.outcomes.value for t in learning]),
                 eval_contexts=contexts, eval_values=outcomes.value, eval_unsubscribe=outcomes.unsubscribe,
                 eval_allowed=mask, eval_leads=np.array([lead for t in evaluation for lead in t.leads]),
+                **self._training_arrays(),
                 # The world's parameters, so an offline study can rebuild the population's hidden truths.
                 seed=self.sim.seed, leads=self.sim.leads, days=self.days, eval_days=self.eval_days,
             )
         return summary
+
+    def _training_arrays(self) -> dict[str, np.ndarray]:
+        """The final fit's training set (context, logged action, propensity, reward, harm) as arrays."""
+        pdf = getattr(self, "final_training", None)
+        if pdf is None:
+            return {}
+        return {
+            "train_contexts": np.stack([np.asarray(c, dtype=np.float64) for c in pdf[self.learning.context_col]]),
+            "train_actions": np.array([self.action_ids.index(a) for a in pdf["action"]]),
+            "train_propensity": pdf["propensity"].to_numpy(dtype=np.float64),
+            "train_reward": pdf["reward"].to_numpy(dtype=np.float64),
+            "train_harm": pdf["harm"].to_numpy(dtype=bool),
+            "train_decided_at": pdf["decided_at"].astype("int64").to_numpy(),
+            "train_leads": pdf["lead_id"].to_numpy(dtype=str),
+        }
 
     def _summary(self, values: dict[str, dict[str, float]], outcomes: ActionOutcomes,
                  learning: list[TickRecord]) -> dict[str, Any]:
