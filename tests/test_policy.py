@@ -34,6 +34,7 @@ from nurture_lake.policy import (
     tune_policy,
 )
 from nurture_lake.policy.ope import policy_estimates, with_target
+from nurture_lake.policy.trainer import split_training_set
 from nurture_lake.policy.tuning import fit_with_params
 from nurture_lake.schemas import GOLD_CADENCE_DECISIONS, GOLD_DECISION_OUTCOMES
 
@@ -147,6 +148,37 @@ def test_training_applies_the_strictest_guardrail_exploration_rate(
     probs = result.policy.probabilities(np.array([[1.0, 2.0, 0.0], [1.0, 0.0, 2.0]]), np.ones((2, 3), dtype=bool))
     # The floor alone would leave 0.6 x 2/3 = 0.4 on non-greedy actions; the guardrail allows 0.1.
     np.testing.assert_allclose(probs, [[0.05, 0.9, 0.05], [0.05, 0.05, 0.9]], atol=1e-12)
+
+
+def test_the_pooled_prior_is_used_however_much_data_unless_a_threshold_is_set(
+    spark: SparkSession, tmp_path: Path,
+) -> None:
+    conf = load_config("local", overrides={
+        "mlflow.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "policy.actions.channels": ["email", "push"], "policy.actions.waits": ["1d"],
+    })
+    training = logged_frame(spark, simulate_logged(1500, seed=12), partitions=2).cache()
+    train, _, _ = split_training_set(training, LearningSettings())
+    stats = sufficient_statistics(train, action_ids=ACTIONS)
+    assert int(stats.counts.min()) > 250  # every action well past the old cold-start threshold of 200
+    prior = fit_engagement_prior(train, action_ids=ACTIONS)
+
+    def fitted(**settings: object) -> LinearBandit:
+        result = train_policy(spark, conf, training, phase="fit", register=False,
+                              settings=LearningSettings(min_training_examples=10, **settings))
+        assert result.policy is not None
+        return result.policy
+
+    # Default (None): every action shrinks towards the pooled model, each by its own evidence λ.
+    always = fitted()
+    expected = fit_linear_bandit(stats, prior_mean=prior.prior_mean, prior_strength=5.0, auto_lambda=True)
+    np.testing.assert_allclose(always.theta, expected.theta, rtol=1e-6, atol=1e-9)
+    # A threshold below every action's count: no prior, the weights shrink towards zero.
+    thresholded = fitted(cold_start_min_examples=200)
+    np.testing.assert_allclose(thresholded.theta, fit_linear_bandit(stats, auto_lambda=True).theta, rtol=1e-6, atol=1e-9)
+    assert always.hyperparams["prior"] and not thresholded.hyperparams["prior"]
+    assert not np.allclose(always.theta, thresholded.theta)
+    training.unpersist()
 
 
 def test_thompson_probabilities_match_the_gaussian_formula() -> None:

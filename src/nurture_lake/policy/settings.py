@@ -54,8 +54,10 @@ class LearningSettings(BaseModel):
     """The baseline cadence's action when the lead was not touched recently."""
     recent_touch_col: str | None = None
     """Optional numeric column: when > 0 the baseline holds instead (e.g. touches in the last day)."""
-    cold_start_min_examples: int = Field(200, ge=0)
-    """Below this many training examples per action, a pooled ``pyspark.ml`` prior warms the bandit."""
+    cold_start_min_examples: int | None = Field(None, ge=0)
+    """When some action has fewer training examples than this, every action's weights shrink towards a
+    pooled ``pyspark.ml`` engagement model (the prior); ``None`` (the default): always, however much data
+    there is (each action's evidence λ decides how far it moves away); ``0``: never."""
     prior_strength: float = Field(5.0, gt=0)
     """Precision of the cold-start prior (replaces λ when a prior mean is used)."""
     validation_fraction: float = Field(0.3, gt=0, lt=1)

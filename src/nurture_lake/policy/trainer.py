@@ -111,7 +111,7 @@ def train_policy(
     )
     prior_mean: np.ndarray | None = None
     prior_rmse = float("nan")
-    if int(stats.counts.min()) < s.cold_start_min_examples:
+    if s.cold_start_min_examples is None or int(stats.counts.min()) < s.cold_start_min_examples:
         prior = fit_engagement_prior(train, action_ids=space.action_ids, context_col=s.context_col)
         prior_mean, prior_rmse = prior.prior_mean, prior.training_rmse
 
