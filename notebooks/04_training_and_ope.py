@@ -37,7 +37,8 @@ training = build_training_set(
     inputs.decisions, inputs.outcomes, lead_events=lead_events,
     context_fn=feature_context_fn(cfg, context_col=learning.context_col), context_col=learning.context_col,
 ).localCheckpoint()  # computed once: train_policy unpersists cached inputs when done
-print(f"{training.count()} closed decisions; input versions {inputs.versions | event_versions}")
+print(f"{training.count()} closed decisions, {training.where('complete').count()} complete; "
+      f"input versions {inputs.versions | event_versions}")
 display(training.select("decision_id", "lead_id", "decided_at", "action", "propensity", "reward", "allowed_actions"))
 
 # COMMAND ----------
@@ -60,14 +61,16 @@ display(estimates)
 # COMMAND ----------
 
 # MAGIC %md
-# MAGIC ## Every estimator and the support diagnostics, over all closed decisions
+# MAGIC ## Every estimator and the support diagnostics, over the complete decisions
+# MAGIC Complete: made before the earliest decision whose reward window is still open, so which of them are
+# MAGIC here does not depend on the action taken (later on, only the short waits have closed).
 
 # COMMAND ----------
 
 from nurture_lake.evaluation import OpeSettings, off_policy_estimates
 from nurture_lake.policy import with_target
 
-scored = with_target(training, result.policy, seed=learning.seed, context_col=learning.context_col)
+scored = with_target(training.where("complete"), result.policy, seed=learning.seed, context_col=learning.context_col)
 ope = off_policy_estimates(scored, **OpeSettings.from_config(cfg).as_kwargs())
 ope_table = ope.to_pandas()
 display(ope_table)

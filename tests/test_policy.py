@@ -389,18 +389,89 @@ def test_training_set_joins_closed_outcomes_with_point_in_time_context(spark: Sp
         return known.select("lead_id", "as_of", F.array(F.lit(1.0), F.col("n")).alias("context"))
 
     out = build_training_set(decisions, outcomes, lead_events=events, context_fn=contexts)
+    # d3, made at t, is still open: no row from t on is complete (which of them closed depended on their action).
     expected = spark.createDataFrame([
-        ("d1", "L1", "us", t, [1.0, 1.0], "email@1d", 0.75, 1.0, False, ["email@1d", "hold"], probs, False, "logging"),
+        ("d1", "L1", "us", t, [1.0, 1.0], "email@1d", 0.75, 1.0, False, ["email@1d", "hold"], probs, False, "logging",
+         False),
         ("d2", "L1", "us", t + timedelta(days=2), [1.0, 2.0], "hold", 0.25, -5.0, True, ["email@1d", "hold"], probs,
-         False, "logging"),
+         False, "logging", False),
     ], "decision_id string, lead_id string, region string, decided_at timestamp, context array<double>, "
        "action string, propensity double, reward double, harm boolean, allowed_actions array<string>, "
-       "logged_probs map<string,double>, holdout boolean, logged_model_version string")
+       "logged_probs map<string,double>, holdout boolean, logged_model_version string, complete boolean")
     assertDataFrameEqual(out, expected)
     # Only windows closed by as_of.
     early = build_training_set(decisions, outcomes, lead_events=events, context_fn=contexts,
                                as_of=t + timedelta(days=7, hours=1))
     assert [r.decision_id for r in early.collect()] == ["d1"]
+    # Once d3 is closed too, every row is complete.
+    d3 = spark.createDataFrame([("d3", "L2", "us", "hold", None, 1.0, False, "logging", t, None, t + timedelta(days=3),
+                                 0.0, {}, [], False, t + timedelta(days=4))], GOLD_DECISION_OUTCOMES)
+    every = build_training_set(decisions, outcomes.unionByName(d3), lead_events=events, context_fn=contexts)
+    assert sorted((r.decision_id, r.complete) for r in every.collect()) == [("d1", True), ("d2", True), ("d3", True)]
+
+
+def test_only_decisions_whose_presence_does_not_depend_on_their_action_validate(spark: SparkSession) -> None:
+    """Near the end of the data only short waits have closed; validation must not see that skewed sample."""
+    t = datetime(2026, 3, 1)
+    as_of = t + timedelta(days=20)
+    waits = {"hold": timedelta(0), "email@4h": timedelta(hours=4), "email@7d": timedelta(days=7)}
+    window = timedelta(days=3)
+    actions = list(waits)
+    probs = dict.fromkeys(actions, 1 / 3)
+    decision_fields = {f.name: None for f in GOLD_CADENCE_DECISIONS.fields}
+    decisions, outcomes, made = [], [], []
+    for i in range(20 * 8):  # one decision every 3 hours for 20 days, the uniform logger's actions in turn
+        at, action, did = t + timedelta(hours=3 * i), actions[i % 3], f"d{i:03d}"
+        send_at = None if action == "hold" else at + waits[action]
+        decisions.append({**decision_fields, "decision_id": did, "lead_id": f"L{i}", "region": "us", "decided_at": at,
+                          "trigger": "review", "trigger_type": "review", "action_id": action, "channel": None,
+                          "send_at": send_at, "propensity": 1 / 3, "action_probs": probs, "explored": True,
+                          "holdout": False, "guardrails": [], "policy_kind": "logging", "model_name": "m",
+                          "model_version": "logging", "mlflow_run_id": "", "policy_config_hash": "h",
+                          "feature_table_version": 0, "feature_as_of": at, "job_run_id": "j", "batch_id": 0,
+                          "code_version": "c"})
+        window_end = (send_at or at) + window
+        made.append((did, at, action, window_end <= as_of))
+        if window_end <= as_of:
+            outcomes.append((did, f"L{i}", "us", action, None, 1 / 3, False, "logging", at, send_at, window_end, 0.0,
+                             {}, [], False, window_end))
+    events = spark.createDataFrame([(f"L{i}", t) for i in range(len(made))], "lead_id string, occurred_at timestamp")
+
+    def contexts(lead_events: DataFrame, requests: DataFrame) -> DataFrame:
+        return requests.select("lead_id", "as_of", F.array(F.lit(1.0)).alias("context"))
+
+    training = build_training_set(
+        spark.createDataFrame(decisions, GOLD_CADENCE_DECISIONS), spark.createDataFrame(outcomes, GOLD_DECISION_OUTCOMES),
+        lead_events=events, context_fn=contexts, as_of=as_of,
+    ).cache()
+    open_since = min(at for _, at, _, closed in made if not closed)
+    # 7-day waits are made every 9 hours from 06:00; the one at day 10 closes exactly at as_of, the next is open.
+    assert open_since == t + timedelta(days=10, hours=9)
+    closed = [(did, at, action) for did, at, action, is_closed in made if is_closed]
+    assertDataFrameEqual(
+        training.select("decision_id", "complete"),
+        spark.createDataFrame([(did, at < open_since) for did, at, _ in closed], "decision_id string, complete boolean"),
+    )
+    train, valid, cutoff = split_training_set(training, LearningSettings(validation_fraction=0.3))
+    complete = sorted(at for _, at, _ in closed if at < open_since)
+    # Spark's exact percentile (linear interpolation), over the complete rows only.
+    micros = np.quantile([(at - t) // timedelta(microseconds=1) for at in complete], 0.7)
+    assert cutoff == t + timedelta(microseconds=int(micros))
+    expected_valid = [(did, action) for did, at, action in closed if cutoff <= at < open_since]
+    assertDataFrameEqual(valid.select("decision_id", "action"),
+                         spark.createDataFrame(expected_valid, "decision_id string, action string"))
+    # The validation sample is the logger's: each action a third of it, as its propensities say.
+    counts = {a: sum(1 for _, act in expected_valid if act == a) for a in actions}
+    assert max(counts.values()) - min(counts.values()) <= 1, counts
+    # The closed rows after it (short waits only) train neither: the fit compares actions over the same stretch.
+    assertDataFrameEqual(
+        train.select("decision_id"),
+        spark.createDataFrame([(did,) for did, at, _ in closed if at < cutoff], "decision_id string"),
+    )
+    assert {action for _, at, action in closed if at >= open_since} == {"hold", "email@4h"}
+    # Before any decision is complete there is nothing to train on or validate.
+    early_train, early_valid, early_cutoff = split_training_set(training.where("NOT complete"), LearningSettings())
+    assert (early_train.count(), early_valid.count(), early_cutoff) == (0, 0, None)
 
 
 # ---------------------------------------------------------------- tuning

@@ -100,8 +100,12 @@ def test_evidence_lambda_recovers_the_noise_to_signal_ratio() -> None:
 
 
 def test_a_tiny_run_reports_every_policy(spark: SparkSession, cfg: NurtureConfig, tmp_path: Path) -> None:
+    policy = cfg.section("policy")
+    # Waits up to 1 day and a 1-day reward window: decisions of the first days are complete by day 8.
     light = cfg.model_copy(update={"extra": {**cfg.extra, "learning": {
-        **cfg.section("learning"), "ope_bootstrap": 20, "thompson_draws": 200, "min_training_examples": 20}}})
+        **cfg.section("learning"), "ope_bootstrap": 20, "thompson_draws": 200, "min_training_examples": 20},
+        "policy": {**policy, "actions": {**policy["actions"], "waits": ["4h", "1d"]},
+                   "reward": {**policy["reward"], "window": "1d"}}}})
     run = PolicyQualityRun(spark, light, leads=60, days=8, eval_days=1, seed=3, train_every=8, log=lambda _: None,
                            dump=tmp_path / "pq.npz")
     result = run.run()

@@ -13,10 +13,17 @@ from nurture_lake.spark import get_spark
 from nurture_lake.tables import Lake
 
 
+DEMO_DAYS = 20
+"""The demo's default length: learning at days 16 and 20 after three steps of complete decisions."""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """``nurture-lake demo [--days N] [--leads N] [--seed S] [--keep]``."""
     parser = job_parser("demo", __doc__ or "")
-    parser.add_argument("--days", type=int, default=None, help="simulated days (default: simulator.days)")
+    parser.add_argument("--days", type=int, default=DEMO_DAYS,
+                        help=f"simulated days (default {DEMO_DAYS}: a training needs complete decisions, made before "
+                             "the earliest one still waiting for its reward window; with conf/local.yaml the first "
+                             "come 10 days in: a 7-day wait plus a 3-day window)")
     parser.add_argument("--leads", type=int, default=None, help="simulated leads (default: simulator.leads)")
     parser.add_argument("--seed", type=int, default=None, help="simulator seed (default: simulator.seed)")
     parser.add_argument("--train-every", type=int, default=4, help="train/evaluate/promote every N days (default 4)")

@@ -61,7 +61,8 @@ class LearningSettings(BaseModel):
     prior_strength: float = Field(5.0, gt=0)
     """Precision of the cold-start prior (replaces λ when a prior mean is used)."""
     validation_fraction: float = Field(0.3, gt=0, lt=1)
-    """Latest share of decisions (by ``decided_at``) held out for off-policy validation."""
+    """Latest share of the complete decisions (by ``decided_at``) held out for off-policy validation and
+    tuning; complete: made before the earliest decision whose reward window is still open."""
     tuning_max_evals: int = Field(12, ge=1)
     """hyperopt evaluations in ``train --phase tune``."""
     ope_bootstrap: int = Field(200, ge=10)

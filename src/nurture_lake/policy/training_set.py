@@ -13,6 +13,12 @@ replaces the positive part by its channel's mean per engaged decision, a far les
 credit is fine for reporting but biases learning: organic e-mail clicks would happen anyway, and a
 model trained on them learns that any touch (even a worthless one) beats holding.
 
+A decision's window closes ``wait + reward window`` after it is made, so near the end of the data only
+the short-wait actions' decisions are closed: *which* recent decisions are in the set depends on the
+action taken. Off-policy estimates need a sample whose actions the logged propensities describe, so every
+row carries ``complete``: true when every decision made before it, whatever its action, has closed. Only
+complete rows train and validate (:func:`nurture_lake.policy.trainer.split_training_set`).
+
 Example::
 
     def contexts(events, requests):
@@ -123,7 +129,8 @@ def build_training_set(
     """Closed-window decisions with reward, exact propensity, allowed actions and point-in-time context.
 
     Only decisions with an outcome row (its reward window closed) are used; with ``as_of`` also only
-    windows that ended by then. ``allowed_actions`` are the keys of the logged ``action_probs`` (the
+    windows that ended by then. ``complete`` marks the rows made before the earliest decision still
+    without a closed outcome (all rows when there is none): their presence does not depend on their action. ``allowed_actions`` are the keys of the logged ``action_probs`` (the
     actions the guardrails left), sorted. ``reward_source="explicit"`` replaces the outcome's reward and
     harm by :func:`explicit_rewards` (needs ``reward``, the configured :class:`RewardSpec`);
     ``"engagement"`` also Rao–Blackwellises its positive part (per-channel means over the closed windows).
@@ -137,6 +144,10 @@ def build_training_set(
     elif reward_source != "attributed":
         raise ValueError(f"reward_source must be 'attributed', 'explicit' or 'engagement', got {reward_source!r}")
     closed = outcomes.select("decision_id", "reward", "harm", "window_end")
+    open_since = (
+        decisions.join(closed.select("decision_id"), "decision_id", "left_anti")
+        .agg(F.min("decided_at").alias("__open_since"))
+    )
     logged = (
         decisions.select(
             "decision_id", "lead_id", "region", "decided_at",
@@ -160,12 +171,13 @@ def build_training_set(
         ).dropDuplicates(["__lead_id", "__as_of"])
         on = (F.col("lead_id") == F.col("__lead_id")) & (F.col("decided_at") == F.col("__as_of"))
         joined = logged.join(keyed, on, "inner").drop("__lead_id", "__as_of")
-    return joined.select(
+    complete = F.col("__open_since").isNull() | (F.col("decided_at") < F.col("__open_since"))
+    return joined.crossJoin(F.broadcast(open_since)).select(
         "decision_id", "lead_id", "region", "decided_at",
         F.col("__ctx").cast("array<double>").alias(context_col),
         "action", F.col("propensity").cast("double").alias("propensity"),
         F.col("reward").cast("double").alias("reward"), F.col("harm").cast("boolean").alias("harm"),
-        "allowed_actions", "logged_probs", "holdout", "logged_model_version",
+        "allowed_actions", "logged_probs", "holdout", "logged_model_version", complete.alias("complete"),
     )
 
 
