@@ -441,7 +441,8 @@ def test_only_decisions_whose_presence_does_not_depend_on_their_action_validate(
         return requests.select("lead_id", "as_of", F.array(F.lit(1.0)).alias("context"))
 
     training = build_training_set(
-        spark.createDataFrame(decisions, GOLD_CADENCE_DECISIONS), spark.createDataFrame(outcomes, GOLD_DECISION_OUTCOMES),
+        spark.createDataFrame(decisions, GOLD_CADENCE_DECISIONS),
+        spark.createDataFrame(outcomes, GOLD_DECISION_OUTCOMES),
         lead_events=events, context_fn=contexts, as_of=as_of,
     ).cache()
     open_since = min(at for _, at, _, closed in made if not closed)
@@ -450,7 +451,8 @@ def test_only_decisions_whose_presence_does_not_depend_on_their_action_validate(
     closed = [(did, at, action) for did, at, action, is_closed in made if is_closed]
     assertDataFrameEqual(
         training.select("decision_id", "complete"),
-        spark.createDataFrame([(did, at < open_since) for did, at, _ in closed], "decision_id string, complete boolean"),
+        spark.createDataFrame([(did, at < open_since) for did, at, _ in closed],
+                              "decision_id string, complete boolean"),
     )
     train, valid, cutoff = split_training_set(training, LearningSettings(validation_fraction=0.3))
     complete = sorted(at for _, at, _ in closed if at < open_since)

@@ -130,8 +130,9 @@ def build_training_set(
 
     Only decisions with an outcome row (its reward window closed) are used; with ``as_of`` also only
     windows that ended by then. ``complete`` marks the rows made before the earliest decision still
-    without a closed outcome (all rows when there is none): their presence does not depend on their action. ``allowed_actions`` are the keys of the logged ``action_probs`` (the
-    actions the guardrails left), sorted. ``reward_source="explicit"`` replaces the outcome's reward and
+    without a closed outcome (all rows when there is none): their presence does not depend on their
+    action. ``allowed_actions`` are the keys of the logged ``action_probs`` (the actions the guardrails
+    left), sorted. ``reward_source="explicit"`` replaces the outcome's reward and
     harm by :func:`explicit_rewards` (needs ``reward``, the configured :class:`RewardSpec`);
     ``"engagement"`` also Rao–Blackwellises its positive part (per-channel means over the closed windows).
     """
