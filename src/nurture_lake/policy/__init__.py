@@ -52,13 +52,18 @@ from nurture_lake.policy.registry import (
 )
 from nurture_lake.policy.scoring import DECISION_FIELDS, Policy, decide, policy_from_dict, score_decisions, score_pandas
 from nurture_lake.policy.settings import LearningSettings
-from nurture_lake.policy.trainer import NotEnoughData, TrainResult, promote_challenger, train_policy
+from nurture_lake.policy.trainer import (
+    NotEnoughData,
+    TrainResult,
+    promote_challenger,
+    split_training_set,
+    train_policy,
+)
 from nurture_lake.policy.training_set import (
     ContextFn,
     build_training_set,
     explicit_rewards,
     read_training_inputs,
-    split_by_time,
     time_cutoff,
 )
 from nurture_lake.policy.tuning import TuningResult, search_space, tune_policy
@@ -109,7 +114,7 @@ __all__ = [
     "search_space",
     "serving_policy",
     "set_alias",
-    "split_by_time",
+    "split_training_set",
     "statistics_from_arrays",
     "sufficient_statistics",
     "time_cutoff",

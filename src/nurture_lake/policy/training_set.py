@@ -182,11 +182,6 @@ def build_training_set(
     )
 
 
-def split_by_time(df: DataFrame, *, cutoff: datetime, time_col: str = "decided_at") -> tuple[DataFrame, DataFrame]:
-    """(earlier, later): rows before ``cutoff`` train, rows at or after it validate."""
-    return df.where(F.col(time_col) < F.lit(cutoff)), df.where(F.col(time_col) >= F.lit(cutoff))
-
-
 def time_cutoff(df: DataFrame, *, validation_fraction: float, time_col: str = "decided_at") -> datetime | None:
     """The time before which ``1 - validation_fraction`` of the rows fall (exact percentile; a Spark job)."""
     row = df.select(
