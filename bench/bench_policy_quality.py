@@ -461,6 +461,7 @@ class PolicyQualityRun:
         dump: Path | None = None,
     ) -> None:
         self.spark, self.cfg, self.log, self.dump = spark, cfg, log, dump
+        self.final_training: pd.DataFrame | None = None  # the last fit's training set, kept for ``dump``
         self.days, self.eval_days, self.train_every = days, eval_days, train_every
         self.sim = world_config(cfg, leads=leads, days=days, eval_days=eval_days, seed=seed)
         self.world = World(cfg, self.sim)
@@ -761,7 +762,7 @@ class PolicyQualityRun:
 
     def _training_arrays(self) -> dict[str, np.ndarray]:
         """The final fit's training set (context, logged action, propensity, reward, harm) as arrays."""
-        pdf = getattr(self, "final_training", None)
+        pdf = self.final_training
         if pdf is None:
             return {}
         return {

@@ -111,11 +111,11 @@ def train_policy(
     space = ActionSpace.from_config(cfg)
     training = training.cache()
     train, valid, cutoff = split_training_set(training, s)
-    train, valid = train.cache(), valid.cache()
-    n_train, n_valid = train.count(), valid.count()
     if cutoff is None:
         raise NotEnoughData("no complete decisions: none closed, or none made before the earliest decision "
                             "still waiting for its reward window")
+    train, valid = train.cache(), valid.cache()
+    n_train, n_valid = train.count(), valid.count()
     if n_train < s.min_training_examples:
         raise NotEnoughData(f"{n_train} training decisions before {cutoff}; need {s.min_training_examples}")
 
