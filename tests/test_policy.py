@@ -30,11 +30,12 @@ from nurture_lake.policy import (
     score_pandas,
     statistics_from_arrays,
     sufficient_statistics,
+    TrainResult,
     train_policy,
     tune_policy,
 )
 from nurture_lake.policy.ope import policy_estimates, with_target
-from nurture_lake.policy.trainer import split_training_set
+from nurture_lake.policy.trainer import exploration_cap, split_training_set
 from nurture_lake.policy.tuning import fit_with_params
 from nurture_lake.schemas import GOLD_CADENCE_DECISIONS, GOLD_DECISION_OUTCOMES
 
@@ -496,6 +497,42 @@ def test_hyperopt_tuning_improves_on_the_logging_policy(spark: SparkSession) -> 
     assert dr.lower == pytest.approx(result.best_objective, abs=1e-9)
     # The logging policy (uniform) earns the mean logged reward; the tuned bandit does clearly better.
     assert dr.lower > float(sim["r"][600:].mean()) + 0.2
+
+
+def test_hyperopt_never_scores_its_trials_on_the_decisions_the_gate_scores(spark: SparkSession, tmp_path: Path) -> None:
+    conf = load_config("local", overrides={
+        "mlflow.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "policy.actions.channels": ["email", "push"], "policy.actions.waits": ["1d"],
+    })
+    settings = LearningSettings(ope_bootstrap=20, thompson_draws=200, tuning_max_evals=3, seed=3,
+                                cold_start_min_examples=0, min_training_examples=10)
+    sim = simulate_logged(600, seed=13)  # one decision a minute
+
+    def tuned(rewards: np.ndarray) -> tuple[TrainResult, DataFrame]:
+        frame = logged_frame(spark, {**sim, "r": rewards}, partitions=2).cache()
+        return train_policy(spark, conf, frame, phase="tune", register=False, settings=settings), frame
+
+    base, frame = tuned(sim["r"])
+    assert base.tuning is not None
+    # Spark's exact percentiles: validation from minute 419.3 of 0..599, hyperopt's scored slice from
+    # minute 293.3 of the 420 training minutes 0..419.
+    assert base.cutoff == T0 + timedelta(minutes=419.3)
+    assert base.tuning.cutoff == T0 + timedelta(minutes=293.3)
+    assert (base.n_train, base.n_validation, base.tuning.n_fit, base.tuning.n_scored) == (420, 180, 294, 126)
+    # Each trial fitted on minutes 0..293 and was scored (DR lower bound) on minutes 294..419.
+    at = F.col("decided_at")
+    best = fit_with_params(sufficient_statistics(frame.where(at < F.lit(base.tuning.cutoff)), action_ids=ACTIONS),
+                           base.tuning.best_params, settings=settings, max_exploration_rate=exploration_cap(conf))
+    scored_rows = frame.where((at >= F.lit(base.tuning.cutoff)) & (at < F.lit(base.cutoff)))
+    dr = policy_estimates(with_target(scored_rows, best, seed=settings.seed), estimators=("dr",), n_bootstrap=20,
+                          alpha=settings.ope_alpha, seed=settings.seed)["dr"]
+    assert dr.lower == pytest.approx(base.tuning.best_objective, abs=1e-9)
+    # Whatever the validation decisions' rewards, the search runs the same trials and picks the same.
+    minute = np.arange(600)
+    garbled, _ = tuned(np.where(minute >= 420, 5.0 - 10.0 * sim["r"], sim["r"]))
+    assert garbled.tuning is not None and garbled.params == base.params
+    assert [t["objective"] for t in garbled.tuning.trials] == pytest.approx(
+        [t["objective"] for t in base.tuning.trials], abs=1e-9)
 
 
 def test_settings_from_config(cfg: NurtureConfig) -> None:

@@ -41,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     reg = result.registered
     print(
         f"train {args.phase}: {result.n_train} train / {result.n_validation} validation decisions, "
-        f"params {result.params}, cold start {result.cold_start}, "
+        + (f"hyperopt fitted on {tuning.n_fit} and scored on {tuning.n_scored} of the train decisions, "
+           if (tuning := result.tuning) else "")
+        + f"params {result.params}, cold start {result.cold_start}, "
         + (f"DR {dr.estimate:.4f} [{dr.lower:.4f}, {dr.upper:.4f}], " if dr else "")
         + (f"run {reg.run_id}, version {reg.version}" if reg else "not registered"),
         flush=True,

@@ -56,6 +56,7 @@ from nurture_lake.policy.trainer import (
     NotEnoughData,
     TrainResult,
     promote_challenger,
+    split_for_tuning,
     split_training_set,
     train_policy,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "search_space",
     "serving_policy",
     "set_alias",
+    "split_for_tuning",
     "split_training_set",
     "statistics_from_arrays",
     "sufficient_statistics",

@@ -61,8 +61,13 @@ class LearningSettings(BaseModel):
     prior_strength: float = Field(5.0, gt=0)
     """Precision of the cold-start prior (replaces λ when a prior mean is used)."""
     validation_fraction: float = Field(0.3, gt=0, lt=1)
-    """Latest share of the complete decisions (by ``decided_at``) held out for off-policy validation and
-    tuning; complete: made before the earliest decision whose reward window is still open."""
+    """Latest share of the complete decisions (by ``decided_at``) held out for off-policy validation (the
+    challenger's estimates and the promotion gate); complete: made before the earliest decision whose reward
+    window is still open."""
+    tuning_fraction: float = Field(0.3, gt=0, lt=1)
+    """Latest share of the *training* decisions on which hyperopt scores its trials (each trial fits on the
+    earlier ones). Tuning never reads the validation decisions, so the gate does not score the best of many
+    trials on the very rows that picked it."""
     tuning_max_evals: int = Field(12, ge=1)
     """hyperopt evaluations in ``train --phase tune``."""
     ope_bootstrap: int = Field(200, ge=10)

@@ -2,9 +2,10 @@
 
 ``train_policy`` takes a training-set frame (see :mod:`~nurture_lake.policy.training_set`), splits
 it by time, optionally tunes hyper-parameters with hyperopt, fits the bandit on the earlier part
-(warming it with the pooled engagement prior when data is thin), estimates it off-policy on the
-later part and logs/registers it in MLflow as ``challenger``. The final model is fitted on the
-earlier part only, so the later part stays an honest hold-out for the promotion gate.
+(shrinking it towards the pooled engagement prior), estimates it off-policy on the later part and
+logs/registers it in MLflow as ``challenger``. The final model is fitted on the earlier part only,
+and hyperopt's trials fit and score within that earlier part too (:func:`split_for_tuning`), so the
+later part stays an honest hold-out for the promotion gate.
 
 ``promote_challenger`` evaluates the registered challenger against the champion (or the logging
 policy) on the later decisions, writes the gate decision and moves ``champion`` when it passes.
@@ -17,7 +18,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +29,7 @@ from pyspark.sql import functions as F
 from nurture_lake.actions import ActionSpace
 from nurture_lake.config import NurtureConfig
 from nurture_lake.guardrails.config import GuardrailConfig
-from nurture_lake.policy.bandit import LinearBandit, sufficient_statistics
+from nurture_lake.policy.bandit import LinearBandit, SufficientStats, sufficient_statistics
 from nurture_lake.policy.cold_start import fit_engagement_prior
 from nurture_lake.policy.gate import GateDecision, evaluate_gate, write_gate_decision
 from nurture_lake.policy.ope import Estimate, harm_estimate, policy_estimates, with_harm_value, with_target
@@ -94,6 +95,58 @@ def split_training_set(training: DataFrame, settings: LearningSettings) -> tuple
     return training.where(complete & before), training.where(complete & ~before), cutoff
 
 
+def split_for_tuning(train: DataFrame, settings: LearningSettings) -> tuple[DataFrame, DataFrame, datetime | None]:
+    """(fit, tune, cutoff): the *training* rows split by ``decided_at`` for hyperopt, whose trials fit on
+    the earlier ones and are scored on the latest ``tuning_fraction``.
+
+    The validation rows are not among them: the gate scores the tuned challenger on rows that took no
+    part in choosing it (the best of many trials scored on the same rows is biased upwards).
+    """
+    cutoff = time_cutoff(train, validation_fraction=settings.tuning_fraction)
+    if cutoff is None:
+        return train.limit(0), train.limit(0), None
+    before = F.col("decided_at") < F.lit(cutoff)
+    return train.where(before), train.where(~before), cutoff
+
+
+@dataclass(frozen=True)
+class _FitInputs:
+    """What a fit needs from its rows: the sufficient statistics and, when used, the pooled prior."""
+
+    stats: SufficientStats
+    prior_mean: np.ndarray | None
+    prior_rmse: float
+
+
+def _fit_inputs(rows: DataFrame, action_ids: tuple[str, ...], s: LearningSettings) -> _FitInputs:
+    stats = sufficient_statistics(
+        rows, action_ids=action_ids, context_col=s.context_col,
+        importance_weighting=s.importance_weighting, max_importance_weight=s.max_importance_weight,
+    )
+    if s.cold_start_min_examples is None or int(stats.counts.min()) < s.cold_start_min_examples:
+        prior = fit_engagement_prior(rows, action_ids=action_ids, context_col=s.context_col)
+        return _FitInputs(stats, prior.prior_mean, prior.training_rmse)
+    return _FitInputs(stats, None, float("nan"))
+
+
+def _tune(train: DataFrame, action_ids: tuple[str, ...], s: LearningSettings, cap: float) -> TuningResult:
+    """hyperopt over the training rows alone (see :func:`split_for_tuning`)."""
+    fit_rows, tune_rows, cutoff = split_for_tuning(train, s)
+    fit_rows, tune_rows = fit_rows.cache(), tune_rows.cache()
+    try:
+        n_fit, n_tune = fit_rows.count(), tune_rows.count()
+        if n_tune == 0 or n_fit < s.min_training_examples:
+            raise NotEnoughData(f"{n_fit} decisions to fit and {n_tune} to score hyperopt's trials on "
+                                f"(tuning cutoff {cutoff}); need {s.min_training_examples} and 1")
+        inputs = _fit_inputs(fit_rows, action_ids, s)
+        result = tune_policy(inputs.stats, tune_rows, settings=s, prior_mean=inputs.prior_mean,
+                             max_exploration_rate=cap)
+        return replace(result, n_fit=n_fit, n_scored=n_tune, cutoff=cutoff)
+    finally:
+        fit_rows.unpersist()
+        tune_rows.unpersist()
+
+
 def train_policy(
     spark: SparkSession,
     cfg: NurtureConfig,
@@ -119,23 +172,14 @@ def train_policy(
     if n_train < s.min_training_examples:
         raise NotEnoughData(f"{n_train} training decisions before {cutoff}; need {s.min_training_examples}")
 
-    stats = sufficient_statistics(
-        train, action_ids=space.action_ids, context_col=s.context_col,
-        importance_weighting=s.importance_weighting, max_importance_weight=s.max_importance_weight,
-    )
-    prior_mean: np.ndarray | None = None
-    prior_rmse = float("nan")
-    if s.cold_start_min_examples is None or int(stats.counts.min()) < s.cold_start_min_examples:
-        prior = fit_engagement_prior(train, action_ids=space.action_ids, context_col=s.context_col)
-        prior_mean, prior_rmse = prior.prior_mean, prior.training_rmse
+    fit_inputs = _fit_inputs(train, space.action_ids, s)
+    stats, prior_mean, prior_rmse = fit_inputs.stats, fit_inputs.prior_mean, fit_inputs.prior_rmse
 
     params = _configured_params(s)
     cap = exploration_cap(cfg)
     tuning: TuningResult | None = None
     if phase in ("tune", "all"):
-        if n_valid == 0:
-            raise NotEnoughData("no validation decisions for tuning")
-        tuning = tune_policy(stats, valid, settings=s, prior_mean=prior_mean, max_exploration_rate=cap)
+        tuning = _tune(train, space.action_ids, s, cap)
         params.update(tuning.best_params)
     result = TrainResult(phase, n_train, n_valid, cutoff, params, tuning=tuning, cold_start=prior_mean is not None)
     if phase == "tune":
@@ -171,6 +215,7 @@ def train_policy(
             metrics["logged_harm_rate"] = float(logged["avg(harm_value)"])
     if tuning is not None:
         metrics["tuning_best_objective"] = tuning.best_objective
+        metrics["n_tuning_fit"], metrics["n_tuning_scored"] = tuning.n_fit, tuning.n_scored
     diagnostics = {
         "counts_per_action": dict(zip(policy.action_ids, policy.counts.tolist(), strict=True)),
         "noise_sd": policy.noise_sd,
@@ -179,6 +224,7 @@ def train_policy(
         "cold_start_prior_rmse": prior_rmse,
         "cutoff": cutoff.isoformat() if cutoff else None,
         "tuning_trials": tuning.trials if tuning else [],
+        "tuning_cutoff": tuning.cutoff.isoformat() if tuning and tuning.cutoff else None,
     }
     if register:
         result.registered = log_policy(

@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,11 @@ class TuningResult:
     best_params: dict[str, Any]
     best_objective: float
     trials: list[dict[str, Any]] = field(default_factory=list)
+    n_fit: int | None = None
+    """Decisions the trials fitted on, and (``n_scored``) scored on, when ``train_policy`` split them."""
+    n_scored: int | None = None
+    cutoff: datetime | None = None
+    """``decided_at`` from which the scored decisions start (see ``trainer.split_for_tuning``)."""
 
 
 def fit_with_params(
