@@ -19,6 +19,7 @@ from nurture_lake.policy import (
     LearningSettings,
     LinearBandit,
     LoggingPolicy,
+    NotEnoughData,
     action_probabilities,
     build_training_set,
     decide,
@@ -533,6 +534,31 @@ def test_hyperopt_never_scores_its_trials_on_the_decisions_the_gate_scores(spark
     assert garbled.tuning is not None and garbled.params == base.params
     assert [t["objective"] for t in garbled.tuning.trials] == pytest.approx(
         [t["objective"] for t in base.tuning.trials], abs=1e-9)
+
+
+def test_training_decisions_made_at_one_time_fit_with_the_configured_hyper_parameters(
+    spark: SparkSession, tmp_path: Path,
+) -> None:
+    conf = load_config("local", overrides={
+        "mlflow.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "policy.actions.channels": ["email", "push"], "policy.actions.waits": ["1d"],
+    })
+    settings = LearningSettings(ope_bootstrap=20, thompson_draws=200, tuning_max_evals=2, seed=3,
+                                cold_start_min_examples=0, min_training_examples=10)
+    # As in the closed loop, whose decisions of one tick share decided_at: the training part is one tick.
+    frame = logged_frame(spark, simulate_logged(600, seed=14), partitions=2).withColumn(
+        "decided_at", F.when(F.col("decided_at") < F.lit(T0 + timedelta(minutes=420)), F.lit(T0))
+        .otherwise(F.col("decided_at")),
+    ).cache()
+    result = train_policy(spark, conf, frame, phase="all", register=False, settings=settings)
+    fitted = train_policy(spark, conf, frame, phase="fit", register=False, settings=settings)
+    assert result.tuning is None and result.tuning_skipped is not None
+    assert "cannot be split by time" in result.tuning_skipped
+    assert result.params == fitted.params and result.policy is not None and fitted.policy is not None
+    np.testing.assert_array_equal(result.policy.theta, fitted.policy.theta)
+    assert result.estimates["dr"] == fitted.estimates["dr"]
+    with pytest.raises(NotEnoughData, match="cannot be split by time"):
+        train_policy(spark, conf, frame, phase="tune", register=False, settings=settings)
 
 
 def test_settings_from_config(cfg: NurtureConfig) -> None:

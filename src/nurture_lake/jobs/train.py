@@ -43,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"train {args.phase}: {result.n_train} train / {result.n_validation} validation decisions, "
         + (f"hyperopt fitted on {tuning.n_fit} and scored on {tuning.n_scored} of the train decisions, "
            if (tuning := result.tuning) else "")
+        + (f"{result.tuning_skipped}, " if result.tuning_skipped else "")
         + f"params {result.params}, cold start {result.cold_start}, "
         + (f"DR {dr.estimate:.4f} [{dr.lower:.4f}, {dr.upper:.4f}], " if dr else "")
         + (f"run {reg.run_id}, version {reg.version}" if reg else "not registered"),

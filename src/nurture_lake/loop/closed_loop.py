@@ -184,6 +184,8 @@ class ClosedLoop:
             with audited_run(self.spark, self.lake, job="train", args={"as_of": now}) as run:
                 trained = train_policy(self.spark, self.cfg, training, input_versions=versions)
                 run.count("training_rows", trained.n_train + trained.n_validation)
+            if trained.tuning_skipped:
+                self.log(f"  learn: {trained.tuning_skipped}")
             with audited_run(self.spark, self.lake, job="promote", args={"as_of": now}):
                 verdict = promote_challenger(self.spark, self.cfg, training, input_versions=versions)
         except NotEnoughData as exc:

@@ -57,6 +57,9 @@ class TrainResult:
     params: dict[str, Any]
     estimates: dict[str, Estimate] = field(default_factory=dict)
     tuning: TuningResult | None = None
+    tuning_skipped: str | None = None
+    """Why ``phase="all"`` fitted with the configured hyper-parameters instead of tuned ones (too few
+    training decisions at distinct times to split for hyperopt), else ``None``."""
     policy: LinearBandit | None = None
     registered: RegisteredPolicy | None = None
     cold_start: bool = False
@@ -136,8 +139,9 @@ def _tune(train: DataFrame, action_ids: tuple[str, ...], s: LearningSettings, ca
     try:
         n_fit, n_tune = fit_rows.count(), tune_rows.count()
         if n_tune == 0 or n_fit < s.min_training_examples:
-            raise NotEnoughData(f"{n_fit} decisions to fit and {n_tune} to score hyperopt's trials on "
-                                f"(tuning cutoff {cutoff}); need {s.min_training_examples} and 1")
+            raise NotEnoughData(f"{n_fit} training decisions before the tuning cutoff {cutoff} and {n_tune} "
+                                f"after it; hyperopt needs {s.min_training_examples} to fit its trials and 1 to "
+                                "score them (decisions made at one time cannot be split by time)")
         inputs = _fit_inputs(fit_rows, action_ids, s)
         result = tune_policy(inputs.stats, tune_rows, settings=s, prior_mean=inputs.prior_mean,
                              max_exploration_rate=cap)
@@ -178,10 +182,18 @@ def train_policy(
     params = _configured_params(s)
     cap = exploration_cap(cfg)
     tuning: TuningResult | None = None
+    tuning_skipped: str | None = None
     if phase in ("tune", "all"):
-        tuning = _tune(train, space.action_ids, s, cap)
-        params.update(tuning.best_params)
-    result = TrainResult(phase, n_train, n_valid, cutoff, params, tuning=tuning, cold_start=prior_mean is not None)
+        try:
+            tuning = _tune(train, space.action_ids, s, cap)
+        except NotEnoughData as exc:
+            if phase == "tune":
+                raise
+            tuning_skipped = f"hyperopt skipped, configured hyper-parameters used: {exc}"
+        else:
+            params.update(tuning.best_params)
+    result = TrainResult(phase, n_train, n_valid, cutoff, params, tuning=tuning, tuning_skipped=tuning_skipped,
+                         cold_start=prior_mean is not None)
     if phase == "tune":
         if register:
             result.registered = log_policy(
@@ -225,11 +237,12 @@ def train_policy(
         "cutoff": cutoff.isoformat() if cutoff else None,
         "tuning_trials": tuning.trials if tuning else [],
         "tuning_cutoff": tuning.cutoff.isoformat() if tuning and tuning.cutoff else None,
+        "tuning_skipped": tuning_skipped,
     }
     if register:
         result.registered = log_policy(
             cfg, policy, seed=s.seed, context_col=s.context_col,
-            params={**params, "phase": phase, "cutoff": cutoff, "cold_start": prior_mean is not None,
+            params={**params, "phase": phase, "cutoff": cutoff, "tuned": tuning is not None, "cold_start": prior_mean is not None,
                     "importance_weighting": s.importance_weighting, "max_exploration": s.max_exploration,
                     "max_exploration_rate": cap},
             metrics=metrics, estimates=estimates, diagnostics=diagnostics, input_versions=input_versions,
