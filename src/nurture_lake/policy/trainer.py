@@ -227,7 +227,7 @@ def train_policy(
             metrics["logged_harm_rate"] = float(logged["avg(harm_value)"])
     if tuning is not None:
         metrics["tuning_best_objective"] = tuning.best_objective
-        metrics["n_tuning_fit"], metrics["n_tuning_scored"] = tuning.n_fit, tuning.n_scored
+        metrics["n_tuning_fit"], metrics["n_tuning_scored"] = float(tuning.n_fit or 0), float(tuning.n_scored or 0)
     diagnostics = {
         "counts_per_action": dict(zip(policy.action_ids, policy.counts.tolist(), strict=True)),
         "noise_sd": policy.noise_sd,
