@@ -71,6 +71,14 @@ def logged_frame(spark: SparkSession, sim: dict[str, np.ndarray], *, partitions:
     return spark.createDataFrame(rows, schema).repartition(partitions)
 
 
+def two_channel_config(tmp_path: Path, **overrides: object) -> NurtureConfig:
+    """The local configuration with ACTIONS as its action space and MLflow in ``tmp_path``."""
+    return load_config("local", overrides={
+        "mlflow.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "policy.actions.channels": ["email", "push"], "policy.actions.waits": ["1d"], **overrides,
+    })
+
+
 def _bandit(theta: np.ndarray, params: ExplorationParams, *, a_inv_scale: float = 0.1) -> LinearBandit:
     k, d = theta.shape
     return LinearBandit(tuple(ACTIONS[:k]), theta, np.tile(np.eye(d) * a_inv_scale, (k, 1, 1)), 1.0,
@@ -136,11 +144,7 @@ def test_max_exploration_rate_caps_non_greedy_mass_floor_included() -> None:
 def test_training_applies_the_strictest_guardrail_exploration_rate(
     spark: SparkSession, cfg: NurtureConfig, tmp_path: Path,
 ) -> None:
-    conf = load_config("local", overrides={
-        "mlflow.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "policy.actions.channels": ["email", "push"], "policy.actions.waits": ["1d"],
-        "guardrails.regions.eu.max_exploration_rate": 0.1,  # stricter than the default 0.2
-    })
+    conf = two_channel_config(tmp_path, **{"guardrails.regions.eu.max_exploration_rate": 0.1})  # default 0.2
     training = logged_frame(spark, simulate_logged(300, seed=11), partitions=2)
     settings = LearningSettings(strategy="epsilon_greedy", exploration_floor=0.6, ridge_auto=False,
                                 cold_start_min_examples=0, min_training_examples=10)
@@ -155,10 +159,7 @@ def test_training_applies_the_strictest_guardrail_exploration_rate(
 def test_the_pooled_prior_is_used_however_much_data_unless_a_threshold_is_set(
     spark: SparkSession, tmp_path: Path,
 ) -> None:
-    conf = load_config("local", overrides={
-        "mlflow.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "policy.actions.channels": ["email", "push"], "policy.actions.waits": ["1d"],
-    })
+    conf = two_channel_config(tmp_path)
     training = logged_frame(spark, simulate_logged(1500, seed=12), partitions=2).cache()
     train, _, _ = split_training_set(training, LearningSettings())
     stats = sufficient_statistics(train, action_ids=ACTIONS)
@@ -501,10 +502,7 @@ def test_hyperopt_tuning_improves_on_the_logging_policy(spark: SparkSession) -> 
 
 
 def test_hyperopt_never_scores_its_trials_on_the_decisions_the_gate_scores(spark: SparkSession, tmp_path: Path) -> None:
-    conf = load_config("local", overrides={
-        "mlflow.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "policy.actions.channels": ["email", "push"], "policy.actions.waits": ["1d"],
-    })
+    conf = two_channel_config(tmp_path)
     settings = LearningSettings(ope_bootstrap=20, thompson_draws=200, tuning_max_evals=3, seed=3,
                                 cold_start_min_examples=0, min_training_examples=10)
     sim = simulate_logged(600, seed=13)  # one decision a minute
@@ -539,10 +537,7 @@ def test_hyperopt_never_scores_its_trials_on_the_decisions_the_gate_scores(spark
 def test_training_decisions_made_at_one_time_fit_with_the_configured_hyper_parameters(
     spark: SparkSession, tmp_path: Path,
 ) -> None:
-    conf = load_config("local", overrides={
-        "mlflow.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "policy.actions.channels": ["email", "push"], "policy.actions.waits": ["1d"],
-    })
+    conf = two_channel_config(tmp_path)
     settings = LearningSettings(ope_bootstrap=20, thompson_draws=200, tuning_max_evals=2, seed=3,
                                 cold_start_min_examples=0, min_training_examples=10)
     # As in the closed loop, whose decisions of one tick share decided_at: the training part is one tick.
