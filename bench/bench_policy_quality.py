@@ -459,8 +459,10 @@ class PolicyQualityRun:
         train_every: int = 7,
         log: Callable[[str], None] = print,
         dump: Path | None = None,
+        phase: str = "fit",
     ) -> None:
         self.spark, self.cfg, self.log, self.dump = spark, cfg, log, dump
+        self.phase = phase  # train_policy's phase: "fit" (configured hyper-parameters) or "all" (hyperopt first)
         self.final_training: pd.DataFrame | None = None  # the last fit's training set, kept for ``dump``
         self.days, self.eval_days, self.train_every = days, eval_days, train_every
         self.sim = world_config(cfg, leads=leads, days=days, eval_days=eval_days, seed=seed)
@@ -671,7 +673,8 @@ class PolicyQualityRun:
         t0 = time.perf_counter()
         training = self._training_set(now_dt)
         try:
-            result = train_policy(self.spark, self.cfg, training, phase="fit", register=False, settings=self.learning)
+            result = train_policy(self.spark, self.cfg, training, phase=self.phase, register=False,
+                                  settings=self.learning)
         except NotEnoughData as exc:
             self.log(f"  day {day}: learning skipped ({exc})")
             return None
@@ -695,6 +698,8 @@ class PolicyQualityRun:
         record.seconds = time.perf_counter() - t0
         self._timed("learn", t0)
         self.trainings.append(record)
+        if result.tuning is not None or result.tuning_skipped:
+            self.log(f"  day {day}: {result.tuning_skipped or f'tuned: {result.params}'}")
         self.log(f"  day {day}: fitted on {result.n_train:,} decisions ({result.n_validation:,} validate), "
                  f"{'promoted' if gate.promoted else 'refused'} in {record.seconds:.0f} s — {gate.reason}")
         return record
@@ -800,6 +805,7 @@ class PolicyQualityRun:
                           "served_normalised": normalised(r["learned"]["value"], r["random"]["value"], r["oracle"]["value"])})
         return {
             "leads": self.sim.leads, "days": self.days, "eval_days": self.eval_days, "seed": self.sim.seed,
+            "phase": self.phase,
             "evaluation_lead_days": int(outcomes.value.shape[0]),
             "policies": per_k,
             "best_fixed_cadence": best_fixed.removeprefix("fixed:"),
@@ -845,6 +851,7 @@ def run(
     cfg: NurtureConfig | None = None,
     log: Callable[[str], None] = print,
     dump: Path | None = None,
+    phase: str = "fit",
 ) -> dict[str, Any]:
     """One learning run and its evaluation (see the module docstring); returns the report dict.
 
@@ -854,7 +861,7 @@ def run(
         config = cfg or bench_config(Path(tmp))
         session = spark or get_spark(config, app_name="nurture_lake.bench_policy_quality")
         result = PolicyQualityRun(session, config, leads=leads, days=days, eval_days=eval_days, seed=seed,
-                                  train_every=train_every, log=log, dump=dump).run()
+                                  train_every=train_every, log=log, dump=dump, phase=phase).run()
     result["load_average"] = [round(x, 2) for x in os.getloadavg()]
     return result
 
@@ -908,11 +915,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-every", type=int, default=7, help="days between trainings (default 7)")
     parser.add_argument("--dump", type=Path, default=None,
                         help="also save the contexts and exact values of every lead-day here (.npz)")
+    parser.add_argument("--phase", choices=("fit", "all"), default="fit",
+                        help="train_policy's phase at each training: fit (the configured hyper-parameters, "
+                             "default) or all (hyperopt on the training decisions first, as `nurture-lake train`)")
     args = parser.parse_args(argv)
     os.environ["TZ"] = "UTC"  # collected timestamps come back naive in the process time zone
     time.tzset()
     result = run(args.leads, args.days, seed=args.seed, eval_days=args.eval_days, train_every=args.train_every,
-                 dump=args.dump)
+                 dump=args.dump, phase=args.phase)
     out = PROJECT_ROOT / ".bench" / "bench_policy_quality.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str))
