@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
@@ -91,11 +91,7 @@ def split_training_set(training: DataFrame, settings: LearningSettings) -> tuple
     policy from 0.484 to 0.360). With no complete row yet, both parts are empty and ``cutoff`` is ``None``.
     """
     complete = F.col("complete") if "complete" in training.columns else F.lit(True)
-    cutoff = time_cutoff(training.where(complete), validation_fraction=settings.validation_fraction)
-    if cutoff is None:
-        return training.limit(0), training.limit(0), None
-    before = F.col("decided_at") < F.lit(cutoff)
-    return training.where(complete & before), training.where(complete & ~before), cutoff
+    return _split_by_time(training.where(complete), settings.validation_fraction)
 
 
 def split_for_tuning(train: DataFrame, settings: LearningSettings) -> tuple[DataFrame, DataFrame, datetime | None]:
@@ -105,15 +101,20 @@ def split_for_tuning(train: DataFrame, settings: LearningSettings) -> tuple[Data
     The validation rows are not among them: the gate scores the tuned challenger on rows that took no
     part in choosing it (the best of many trials scored on the same rows is biased upwards).
     """
-    cutoff = time_cutoff(train, validation_fraction=settings.tuning_fraction)
+    return _split_by_time(train, settings.tuning_fraction)
+
+
+def _split_by_time(rows: DataFrame, later_fraction: float) -> tuple[DataFrame, DataFrame, datetime | None]:
+    """(earlier, later, cutoff): the latest ``later_fraction`` of ``rows`` by ``decided_at`` and the rest;
+    both empty, and ``cutoff`` ``None``, when there are no rows."""
+    cutoff = time_cutoff(rows, validation_fraction=later_fraction)
     if cutoff is None:
-        return train.limit(0), train.limit(0), None
+        return rows.limit(0), rows.limit(0), None
     before = F.col("decided_at") < F.lit(cutoff)
-    return train.where(before), train.where(~before), cutoff
+    return rows.where(before), rows.where(~before), cutoff
 
 
-@dataclass(frozen=True)
-class _FitInputs:
+class _FitInputs(NamedTuple):
     """What a fit needs from its rows: the sufficient statistics and, when used, the pooled prior."""
 
     stats: SufficientStats
@@ -176,8 +177,7 @@ def train_policy(
     if n_train < s.min_training_examples:
         raise NotEnoughData(f"{n_train} training decisions before {cutoff}; need {s.min_training_examples}")
 
-    fit_inputs = _fit_inputs(train, space.action_ids, s)
-    stats, prior_mean, prior_rmse = fit_inputs.stats, fit_inputs.prior_mean, fit_inputs.prior_rmse
+    stats, prior_mean, prior_rmse = _fit_inputs(train, space.action_ids, s)
 
     params = _configured_params(s)
     cap = exploration_cap(cfg)
@@ -242,7 +242,8 @@ def train_policy(
     if register:
         result.registered = log_policy(
             cfg, policy, seed=s.seed, context_col=s.context_col,
-            params={**params, "phase": phase, "cutoff": cutoff, "tuned": tuning is not None, "cold_start": prior_mean is not None,
+            params={**params, "phase": phase, "cutoff": cutoff, "tuned": tuning is not None,
+                    "cold_start": prior_mean is not None,
                     "importance_weighting": s.importance_weighting, "max_exploration": s.max_exploration,
                     "max_exploration_rate": cap},
             metrics=metrics, estimates=estimates, diagnostics=diagnostics, input_versions=input_versions,
