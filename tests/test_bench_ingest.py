@@ -69,11 +69,11 @@ def test_ingest_benchmark_ingests_every_landing_line_and_reports_its_ratio(spark
     # The warm round ran the same three copies again, in the same JVM, into its own fresh tables.
     assert set(result["warm"]) == {"bare_copy_s", "ingest_s", "ratio_ingest_vs_bare", "floor_s",
                                    "ratio_floor_vs_bare", "step_s", "bare_jvm_cpu", "ingest_jvm_cpu"}
-    warm_lake = root.resolve() / "warm1" / "lake"
-    warm_bronze = every_region(lambda r: spark.read.format("delta").load(str(warm_lake / r / "bronze" / "events_raw")))
-    assertDataFrameEqual(warm_bronze.select("value"), landing)
-    warm_silver = every_region(lambda r: spark.read.format("delta").load(str(warm_lake / r / "silver" / "events")))
-    assertDataFrameEqual(warm_silver.select("event_id"), silver_ids)
+    warm_lake = Lake(bench_ingest.warm_config(lake.cfg, root.resolve() / "warm1"))
+    warm_bronze = every_region(lambda r: warm_lake.table(r, "bronze", "events_raw").read(spark).select("value"))
+    assertDataFrameEqual(warm_bronze, landing)
+    warm_silver = every_region(lambda r: warm_lake.table(r, "silver", "events").read(spark).select("event_id"))
+    assertDataFrameEqual(warm_silver, silver_ids)
 
 
 def test_dedup_benchmark_finds_copies_within_its_window_and_all_copies_without(spark: SparkSession, tmp_path: Path) -> None:
