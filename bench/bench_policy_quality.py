@@ -53,6 +53,12 @@ Faithful equivalents used for speed (the Delta closed loop takes ~75 s per simul
 * no MLflow: policies are kept in memory (the gate gets them as ``LoadedPolicy`` objects); daily
   channel budgets are not gated (they do not bind at this scale).
 
+With ``--phase all`` every training runs hyperopt first (as ``nurture-lake train`` does by default), and the
+report adds a ``tuning_study``: every trial of the final training, refitted on its decisions with the
+trial's parameters and served on the evaluation lead-days like the learned policy, next to the trial's
+objective, with their rank correlation: whether the search's objective picks what serves best.
+``--set KEY=VALUE`` overrides one configuration value (e.g. ``--set learning.tuning_folds=1``).
+
 Run: ``python -m bench.bench_policy_quality --leads 2000 --days 60 --seed 7``.
 """
 
@@ -71,6 +77,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
@@ -85,7 +92,7 @@ from pyspark.sql.types import (
 )
 
 from nurture_lake.actions import HOLD, ActionSpace, RewardSpec, parse_duration
-from nurture_lake.config import PROJECT_ROOT, NurtureConfig, load_config
+from nurture_lake.config import PROJECT_ROOT, NurtureConfig, load_config, parse_override
 from nurture_lake.features import FeatureSettings, compute_features, context_vector
 from nurture_lake.guardrails import GuardrailConfig, LeadContext, Touch, evaluate_lead
 from nurture_lake.outcomes import attribute
@@ -102,8 +109,9 @@ from nurture_lake.policy.exploration import greedy_indices
 from nurture_lake.policy.registry import LoadedPolicy
 from nurture_lake.policy.scoring import Policy, allowed_mask
 from nurture_lake.policy.scoring import decide as policy_decide
-from nurture_lake.policy.trainer import split_training_set
+from nurture_lake.policy.trainer import TrainResult, exploration_cap, split_training_set
 from nurture_lake.policy.training_set import build_training_set
+from nurture_lake.policy.tuning import fit_with_params
 from nurture_lake.scoring import ScoringSettings, holdout_col
 from nurture_lake.scoring.decide import decision_id
 from nurture_lake.simulator import SimulatorConfig, World
@@ -464,6 +472,7 @@ class PolicyQualityRun:
         self.spark, self.cfg, self.log, self.dump = spark, cfg, log, dump
         self.phase = phase  # train_policy's phase: "fit" (configured hyper-parameters) or "all" (hyperopt first)
         self.final_training: pd.DataFrame | None = None  # the last fit's training set, kept for ``dump``
+        self.final_tuned: TrainResult | None = None  # the last training, when hyperopt ran (``tuning_study``)
         self.days, self.eval_days, self.train_every = days, eval_days, train_every
         self.sim = world_config(cfg, leads=leads, days=days, eval_days=eval_days, seed=seed)
         self.world = World(cfg, self.sim)
@@ -683,6 +692,8 @@ class PolicyQualityRun:
             ctx = self.learning.context_col
             self.final_training = training.select("lead_id", "decided_at", ctx, "action", "propensity", "reward",
                                                   "harm").toPandas()
+        if day == self.days and result.tuning is not None:
+            self.final_tuned = result
         version = f"d{day}"
         challenger = LoadedPolicy(result.policy, version, version, self.learning.seed, self.learning.context_col)
         _, valid, _ = split_training_set(training, self.learning)
@@ -699,7 +710,7 @@ class PolicyQualityRun:
         self._timed("learn", t0)
         self.trainings.append(record)
         if result.tuning is not None or result.tuning_skipped:
-            self.log(f"  day {day}: {result.tuning_skipped or f'tuned: {result.params}'}")
+            self.log(f"  day {day}: {result.tuning_skipped or f'tuned: {result.tuning.best_params}'}")
         self.log(f"  day {day}: fitted on {result.n_train:,} decisions ({result.n_validation:,} validate), "
                  f"{'promoted' if gate.promoted else 'refused'} in {record.seconds:.0f} s — {gate.reason}")
         return record
@@ -752,6 +763,9 @@ class PolicyQualityRun:
         )
         summary = self._summary(values, outcomes, learning)
         summary["intervals_95"] = intervals
+        if self.final_tuned is not None:
+            summary["tuning_study"] = self._tuning_study(self.final_tuned, outcomes, contexts, mask,
+                                                         values["random"]["value"], values["oracle"]["value"])
         if self.dump is not None:  # the diagnostic arrays (contexts, exact values, masks) for offline study
             np.savez_compressed(
                 self.dump, action_ids=np.array(self.action_ids),
@@ -764,6 +778,32 @@ class PolicyQualityRun:
                 seed=self.sim.seed, leads=self.sim.leads, days=self.days, eval_days=self.eval_days,
             )
         return summary
+
+    def _tuning_study(self, result: TrainResult, outcomes: ActionOutcomes, contexts: np.ndarray, mask: np.ndarray,
+                      random_value: float, oracle_value: float) -> dict[str, Any]:
+        """Does hyperopt's objective pick the trial that serves best? Every trial of the final training,
+        refitted on that training's decisions with the trial's parameters (as the chosen one was) and scored
+        on the evaluation lead-days like the learned policy, next to its objective."""
+        assert result.tuning is not None and result.stats is not None
+        cap = exploration_cap(self.cfg)
+        trials = []
+        for trial in result.tuning.trials:
+            params = {k: v for k, v in trial.items() if k not in ("objective", "dr_estimate", "dr_lower")}
+            policy = fit_with_params(result.stats, params, settings=self.learning, prior_mean=result.prior_mean,
+                                     max_exploration_rate=cap)
+            rows = policy_rows(outcomes, action_ids=self.action_ids, learned_probs=policy.probabilities(contexts, mask),
+                               learned_greedy=greedy_indices(policy.expected_rewards(contexts), mask))
+            trials.append({**params, "objective": trial["objective"], "dr_estimate": trial["dr_estimate"],
+                           "served_score": normalised(float(rows["learned"]["value"].mean()), random_value, oracle_value),
+                           "greedy_score": normalised(float(rows["learned_greedy"]["value"].mean()),
+                                                      random_value, oracle_value)})
+        scored = [t for t in trials if t["objective"] == t["objective"]]
+        rho = spearmanr([t["objective"] for t in scored], [t["served_score"] for t in scored]).statistic
+        chosen = max(scored, key=lambda t: t["objective"])
+        return {"trials": trials, "spearman_objective_vs_served": float(rho),
+                "chosen_served_score": chosen["served_score"],
+                "best_served_score": max(t["served_score"] for t in trials),
+                "median_served_score": float(np.median([t["served_score"] for t in trials]))}
 
     def _training_arrays(self) -> dict[str, np.ndarray]:
         """The final fit's training set (context, logged action, propensity, reward, harm) as arrays."""
@@ -831,12 +871,14 @@ class PolicyQualityRun:
 
 
 
-def bench_config(root: Path) -> NurtureConfig:
-    """The local configuration with every store under ``root`` (nothing of the project's lake is touched)."""
+def bench_config(root: Path, overrides: Mapping[str, Any] | None = None) -> NurtureConfig:
+    """The local configuration with every store under ``root`` (nothing of the project's lake is touched)
+    and ``overrides`` (dotted keys, as ``--set``) applied."""
     return load_config("local", overrides={
         "storage.lake_root": str(root / "lake"), "storage.checkpoint_root": str(root / "checkpoints"),
         "storage.landing_root": str(root / "landing"), "storage.report_root": str(root / "reports"),
         "mlflow.tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "mlflow.artifact_root": str(root / "mlartifacts"),
+        **(overrides or {}),
     })
 
 
@@ -852,13 +894,15 @@ def run(
     log: Callable[[str], None] = print,
     dump: Path | None = None,
     phase: str = "fit",
+    overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One learning run and its evaluation (see the module docstring); returns the report dict.
 
     ``dump``: also write the learning and evaluation arrays (contexts, exact values, masks) there (``.npz``).
+    ``overrides``: configuration values replaced in the benchmark's configuration (not with ``cfg``).
     """
     with tempfile.TemporaryDirectory(prefix="nl-policy-bench-") as tmp:
-        config = cfg or bench_config(Path(tmp))
+        config = cfg or bench_config(Path(tmp), overrides)
         session = spark or get_spark(config, app_name="nurture_lake.bench_policy_quality")
         result = PolicyQualityRun(session, config, leads=leads, days=days, eval_days=eval_days, seed=seed,
                                   train_every=train_every, log=log, dump=dump, phase=phase).run()
@@ -891,6 +935,12 @@ def format_report(result: dict[str, Any]) -> str:
     lines.append(f"target score >= {TARGET_SCORE}: {'met' if t['score_at_least_0.8'] else 'NOT met'}; "
                  f"beats best fixed: {t['beats_best_fixed']}; unsubscribe rate not higher than best fixed: "
                  f"{t['unsubscribe_not_higher_than_best_fixed']}")
+    study = result.get("tuning_study")
+    if study:
+        lines.append(f"tuning study ({len(study['trials'])} trials of the final training): Spearman(objective, served "
+                     f"score) {study['spearman_objective_vs_served']:+.2f}; chosen trial served "
+                     f"{study['chosen_served_score']:.3f}, best {study['best_served_score']:.3f}, "
+                     f"median {study['median_served_score']:.3f}")
     return "\n".join(lines)
 
 
@@ -918,11 +968,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--phase", choices=("fit", "all"), default="fit",
                         help="train_policy's phase at each training: fit (the configured hyper-parameters, "
                              "default) or all (hyperopt on the training decisions first, as `nurture-lake train`)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one configuration value, e.g. --set learning.tuning_folds=1 (repeatable)")
     args = parser.parse_args(argv)
+    overrides = dict(parse_override(text) for text in args.overrides)
     os.environ["TZ"] = "UTC"  # collected timestamps come back naive in the process time zone
     time.tzset()
     result = run(args.leads, args.days, seed=args.seed, eval_days=args.eval_days, train_every=args.train_every,
-                 dump=args.dump, phase=args.phase)
+                 dump=args.dump, phase=args.phase, overrides=overrides)
     out = PROJECT_ROOT / ".bench" / "bench_policy_quality.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str))

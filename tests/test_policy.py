@@ -32,6 +32,7 @@ from nurture_lake.policy import (
     statistics_from_arrays,
     sufficient_statistics,
     TrainResult,
+    TuningFold,
     train_policy,
     tune_policy,
 )
@@ -489,8 +490,14 @@ def test_hyperopt_tuning_improves_on_the_logging_policy(spark: SparkSession) -> 
     valid = frame.where(F.col("decided_at") >= F.lit(T0 + timedelta(minutes=600)))
     settings = LearningSettings(ope_bootstrap=50, thompson_draws=200, tuning_max_evals=4, seed=3)
     stats = sufficient_statistics(train, action_ids=ACTIONS)
-    result = tune_policy(stats, valid, settings=settings)
+    result = tune_policy([TuningFold(stats, valid)], settings=settings)
     assert len(result.trials) == 4
+    # The space is conditional: a trial carries only the parameter its strategy reads.
+    own = {"thompson": {"exploration_scale"}, "linucb": {"exploration_scale"}, "softmax": {"temperature"},
+           "epsilon_greedy": set()}
+    for trial in result.trials:
+        assert set(trial) - {"objective", "dr_estimate", "dr_lower"} == {
+            "strategy", "ridge_lambda", "exploration_floor", *own[trial["strategy"]]}
     assert result.best_objective == max(t["objective"] for t in result.trials)
     # The objective is reproducible: refitting the best parameters gives the same DR lower bound.
     best = fit_with_params(stats, result.best_params, settings=settings)
@@ -513,18 +520,28 @@ def test_hyperopt_never_scores_its_trials_on_the_decisions_the_gate_scores(spark
 
     base, frame = tuned(sim["r"])
     assert base.tuning is not None
-    # Spark's exact percentiles: validation from minute 419.3 of 0..599, hyperopt's scored slice from
-    # minute 293.3 of the 420 training minutes 0..419.
+    # Spark's exact percentiles: validation from minute 419.3 of 0..599; hyperopt's three folds score the
+    # latest half of the 420 training minutes 0..419 from minutes 209.5, 279.33 and 349.17.
     assert base.cutoff == T0 + timedelta(minutes=419.3)
-    assert base.tuning.cutoff == T0 + timedelta(minutes=293.3)
-    assert (base.n_train, base.n_validation, base.tuning.n_fit, base.tuning.n_scored) == (420, 180, 294, 126)
-    # Each trial fitted on minutes 0..293 and was scored (DR lower bound) on minutes 294..419.
+    assert [(start - T0) / timedelta(minutes=1) for start in base.tuning.fold_starts] == pytest.approx(
+        [209.5, 279 + 1 / 3, 349 + 1 / 6], abs=1e-6)
+    assert base.tuning.cutoff == base.tuning.fold_starts[0]
+    assert (base.n_train, base.n_validation, base.tuning.n_fit, base.tuning.n_scored) == (420, 180, 210, 210)
+    # Each fold's trial fitted on the minutes before its slice; the objective is the DR lower bound of the
+    # three slices pooled, each scored by its own fold's fit.
     at = F.col("decided_at")
-    best = fit_with_params(sufficient_statistics(frame.where(at < F.lit(base.tuning.cutoff)), action_ids=ACTIONS),
-                           base.tuning.best_params, settings=settings, max_exploration_rate=exploration_cap(conf))
-    scored_rows = frame.where((at >= F.lit(base.tuning.cutoff)) & (at < F.lit(base.cutoff)))
-    dr = policy_estimates(with_target(scored_rows, best, seed=settings.seed), estimators=("dr",), n_bootstrap=20,
-                          alpha=settings.ope_alpha, seed=settings.seed)["dr"]
+    ends = [*base.tuning.fold_starts[1:], base.cutoff]
+    scored = [
+        with_target(frame.where((at >= F.lit(start)) & (at < F.lit(end))),
+                    fit_with_params(sufficient_statistics(frame.where(at < F.lit(start)), action_ids=ACTIONS),
+                                    base.tuning.best_params, settings=settings,
+                                    max_exploration_rate=exploration_cap(conf)),
+                    seed=settings.seed)
+        for start, end in zip(base.tuning.fold_starts, ends, strict=True)
+    ]
+    pooled = scored[0].unionByName(scored[1]).unionByName(scored[2])
+    dr = policy_estimates(pooled, estimators=("dr",), n_bootstrap=20, alpha=settings.ope_alpha,
+                          seed=settings.seed)["dr"]
     assert dr.lower == pytest.approx(base.tuning.best_objective, abs=1e-9)
     # Whatever the validation decisions' rewards, the search runs the same trials and picks the same.
     minute = np.arange(600)

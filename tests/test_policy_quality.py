@@ -103,11 +103,12 @@ def test_a_tiny_run_reports_every_policy(spark: SparkSession, cfg: NurtureConfig
     policy = cfg.section("policy")
     # Waits up to 1 day and a 1-day reward window: decisions of the first days are complete by day 8.
     light = cfg.model_copy(update={"extra": {**cfg.extra, "learning": {
-        **cfg.section("learning"), "ope_bootstrap": 20, "thompson_draws": 200, "min_training_examples": 20},
+        **cfg.section("learning"), "ope_bootstrap": 20, "thompson_draws": 200, "min_training_examples": 20,
+        "tuning_max_evals": 3},
         "policy": {**policy, "actions": {**policy["actions"], "waits": ["4h", "1d"]},
                    "reward": {**policy["reward"], "window": "1d"}}}})
     run = PolicyQualityRun(spark, light, leads=60, days=8, eval_days=1, seed=3, train_every=8, log=lambda _: None,
-                           dump=tmp_path / "pq.npz")
+                           dump=tmp_path / "pq.npz", phase="all")
     result = run.run()
     policies = result["policies"]
     assert {"random", "oracle", "learned", "learned_greedy", "linear_ceiling", "fixed:hold"} <= set(policies)
@@ -121,6 +122,12 @@ def test_a_tiny_run_reports_every_policy(spark: SparkSession, cfg: NurtureConfig
     assert set(result["targets"]) == {"score_at_least_0.8", "beats_best_fixed", "unsubscribe_not_higher_than_best_fixed"}
     assert result["trainings"] and result["trainings"][-1]["day"] == 8
     assert result["normalised_score"] == pytest.approx(policies["learned"]["normalised_score"])
+    # hyperopt ran at the final training: each trial refitted and served on the evaluation lead-days, the
+    # chosen one (highest objective) exactly as the learned policy was.
+    study = result["tuning_study"]
+    assert len(study["trials"]) == 3
+    assert study["chosen_served_score"] == pytest.approx(result["normalised_score"], abs=1e-12)
+    assert study["best_served_score"] >= study["chosen_served_score"]
     _check_offline_study(run, light, tmp_path / "pq.npz", result)
 
 

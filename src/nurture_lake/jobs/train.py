@@ -41,7 +41,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     reg = result.registered
     print(
         f"train {args.phase}: {result.n_train} train / {result.n_validation} validation decisions, "
-        + (f"hyperopt fitted on {tuning.n_fit} and scored on {tuning.n_scored} of the train decisions, "
+        + (f"hyperopt on {len(tuning.fold_starts)} rolling-origin folds of the train decisions (the first fitted "
+           f"on {tuning.n_fit}; {tuning.n_scored} scored), chose {tuning.best_params}, "
            if (tuning := result.tuning) else "")
         + (f"{result.tuning_skipped}, " if result.tuning_skipped else "")
         + f"params {result.params}, cold start {result.cold_start}, "

@@ -54,11 +54,12 @@ from nurture_lake.policy.scoring import DECISION_FIELDS, Policy, decide, policy_
 from nurture_lake.policy.settings import LearningSettings
 from nurture_lake.policy.trainer import (
     NotEnoughData,
+    TimeFold,
     TrainResult,
     promote_challenger,
-    split_for_tuning,
     split_training_set,
     train_policy,
+    tuning_folds,
 )
 from nurture_lake.policy.training_set import (
     ContextFn,
@@ -66,8 +67,9 @@ from nurture_lake.policy.training_set import (
     explicit_rewards,
     read_training_inputs,
     time_cutoff,
+    time_cutoffs,
 )
-from nurture_lake.policy.tuning import TuningResult, search_space, tune_policy
+from nurture_lake.policy.tuning import TuningFold, TuningResult, flat_params, search_space, tune_policy
 
 __all__ = [
     "DECISION_FIELDS",
@@ -87,7 +89,9 @@ __all__ = [
     "RegisteredPolicy",
     "ServingPolicy",
     "SufficientStats",
+    "TimeFold",
     "TrainResult",
+    "TuningFold",
     "TuningResult",
     "action_probabilities",
     "alias_version",
@@ -100,6 +104,7 @@ __all__ = [
     "explicit_rewards",
     "fit_engagement_prior",
     "fit_linear_bandit",
+    "flat_params",
     "gate_rule",
     "gate_table",
     "load_policy",
@@ -115,13 +120,14 @@ __all__ = [
     "search_space",
     "serving_policy",
     "set_alias",
-    "split_for_tuning",
     "split_training_set",
     "statistics_from_arrays",
     "sufficient_statistics",
     "time_cutoff",
+    "time_cutoffs",
     "train_policy",
     "tune_policy",
+    "tuning_folds",
     "with_target",
     "write_gate_decision",
 ]

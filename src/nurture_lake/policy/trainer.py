@@ -4,8 +4,8 @@
 it by time, optionally tunes hyper-parameters with hyperopt, fits the bandit on the earlier part
 (shrinking it towards the pooled engagement prior), estimates it off-policy on the later part and
 logs/registers it in MLflow as ``challenger``. The final model is fitted on the earlier part only,
-and hyperopt's trials fit and score within that earlier part too (:func:`split_for_tuning`), so the
-later part stays an honest hold-out for the promotion gate.
+and hyperopt's trials fit and score within that earlier part too, on rolling-origin folds
+(:func:`tuning_folds`), so the later part stays an honest hold-out for the promotion gate.
 
 ``promote_challenger`` evaluates the registered challenger against the champion (or the logging
 policy) on the later decisions, writes the gate decision and moves ``champion`` when it passes.
@@ -35,8 +35,8 @@ from nurture_lake.policy.gate import GateDecision, evaluate_gate, write_gate_dec
 from nurture_lake.policy.ope import Estimate, harm_estimate, policy_estimates, with_harm_value, with_target
 from nurture_lake.policy.registry import RegisteredPolicy, load_policy_version, log_policy, set_alias
 from nurture_lake.policy.settings import LearningSettings
-from nurture_lake.policy.training_set import time_cutoff
-from nurture_lake.policy.tuning import TuningResult, fit_with_params, tune_policy
+from nurture_lake.policy.training_set import time_cutoff, time_cutoffs
+from nurture_lake.policy.tuning import TuningFold, TuningResult, fit_with_params, tune_policy
 from nurture_lake.tables import Lake
 
 PHASES: tuple[str, ...] = ("fit", "tune", "all")
@@ -63,6 +63,10 @@ class TrainResult:
     policy: LinearBandit | None = None
     registered: RegisteredPolicy | None = None
     cold_start: bool = False
+    stats: SufficientStats | None = None
+    """The training decisions' sufficient statistics and (``prior_mean``) pooled prior, from which
+    :func:`~nurture_lake.policy.tuning.fit_with_params` refits other hyper-parameters without a Spark job."""
+    prior_mean: np.ndarray | None = None
 
 
 def _configured_params(settings: LearningSettings) -> dict[str, Any]:
@@ -94,14 +98,36 @@ def split_training_set(training: DataFrame, settings: LearningSettings) -> tuple
     return _split_by_time(training.where(complete), settings.validation_fraction)
 
 
-def split_for_tuning(train: DataFrame, settings: LearningSettings) -> tuple[DataFrame, DataFrame, datetime | None]:
-    """(fit, tune, cutoff): the *training* rows split by ``decided_at`` for hyperopt, whose trials fit on
-    the earlier ones and are scored on the latest ``tuning_fraction``.
+class TimeFold(NamedTuple):
+    """One rolling-origin fold of hyperopt's search: fit on ``fit``, score on ``scored`` (from ``start``)."""
+
+    fit: DataFrame
+    scored: DataFrame
+    start: datetime
+
+
+def tuning_folds(train: DataFrame, settings: LearningSettings) -> list[TimeFold]:
+    """The *training* rows as hyperopt's rolling-origin folds: the latest ``tuning_fraction`` of them, by
+    ``decided_at``, cut into ``tuning_folds`` consecutive slices; each slice is scored by a fit on every
+    training row before it. Folds whose slice would be empty (decisions sharing one time) are left out;
+    no rows, no folds.
 
     The validation rows are not among them: the gate scores the tuned challenger on rows that took no
     part in choosing it (the best of many trials scored on the same rows is biased upwards).
     """
-    return _split_by_time(train, settings.tuning_fraction)
+    f, k = settings.tuning_fraction, settings.tuning_folds
+    cutoffs = time_cutoffs(train, fractions=[1.0 - f + f * i / k for i in range(k)])
+    if cutoffs is None:
+        return []
+    at = F.col("decided_at")
+    folds = []
+    for start, end in zip(cutoffs, [*cutoffs[1:], None], strict=True):
+        if end is not None and end <= start:
+            continue
+        later = at >= F.lit(start)
+        scored = train.where(later & (at < F.lit(end))) if end is not None else train.where(later)
+        folds.append(TimeFold(train.where(at < F.lit(start)), scored, start))
+    return folds
 
 
 def _split_by_time(rows: DataFrame, later_fraction: float) -> tuple[DataFrame, DataFrame, datetime | None]:
@@ -134,22 +160,23 @@ def _fit_inputs(rows: DataFrame, action_ids: tuple[str, ...], s: LearningSetting
 
 
 def _tune(train: DataFrame, action_ids: tuple[str, ...], s: LearningSettings, cap: float) -> TuningResult:
-    """hyperopt over the training rows alone (see :func:`split_for_tuning`)."""
-    fit_rows, tune_rows, cutoff = split_for_tuning(train, s)
-    fit_rows, tune_rows = fit_rows.cache(), tune_rows.cache()
-    try:
-        n_fit, n_tune = fit_rows.count(), tune_rows.count()
-        if n_tune == 0 or n_fit < s.min_training_examples:
-            raise NotEnoughData(f"{n_fit} training decisions before the tuning cutoff {cutoff} and {n_tune} "
-                                f"after it; hyperopt needs {s.min_training_examples} to fit its trials and 1 to "
-                                "score them (decisions made at one time cannot be split by time)")
-        inputs = _fit_inputs(fit_rows, action_ids, s)
-        result = tune_policy(inputs.stats, tune_rows, settings=s, prior_mean=inputs.prior_mean,
-                             max_exploration_rate=cap)
-        return replace(result, n_fit=n_fit, n_scored=n_tune, cutoff=cutoff)
-    finally:
-        fit_rows.unpersist()
-        tune_rows.unpersist()
+    """hyperopt over the training rows alone, on rolling-origin folds (see :func:`tuning_folds`)."""
+    usable: list[tuple[TimeFold, int, int]] = []
+    for fold in tuning_folds(train, s):
+        n_fit, n_scored = fold.fit.count(), fold.scored.count()
+        if n_scored > 0 and n_fit >= s.min_training_examples:
+            usable.append((fold, n_fit, n_scored))
+    if not usable:
+        raise NotEnoughData(f"no tuning fold of the {train.count()} training decisions has "
+                            f"{s.min_training_examples} decisions before it to fit its trials and 1 in it to score "
+                            "them (decisions made at one time cannot be split by time)")
+    folds = []
+    for fold, _, _ in usable:
+        inputs = _fit_inputs(fold.fit, action_ids, s)
+        folds.append(TuningFold(inputs.stats, fold.scored, inputs.prior_mean))
+    result = tune_policy(folds, settings=s, max_exploration_rate=cap)
+    return replace(result, n_fit=usable[0][1], n_scored=sum(n for _, _, n in usable), cutoff=usable[0][0].start,
+                   fold_starts=[fold.start for fold, _, _ in usable])
 
 
 def train_policy(
@@ -193,7 +220,7 @@ def train_policy(
         else:
             params.update(tuning.best_params)
     result = TrainResult(phase, n_train, n_valid, cutoff, params, tuning=tuning, tuning_skipped=tuning_skipped,
-                         cold_start=prior_mean is not None)
+                         cold_start=prior_mean is not None, stats=stats, prior_mean=prior_mean)
     if phase == "tune":
         if register:
             result.registered = log_policy(
@@ -237,6 +264,7 @@ def train_policy(
         "cutoff": cutoff.isoformat() if cutoff else None,
         "tuning_trials": tuning.trials if tuning else [],
         "tuning_cutoff": tuning.cutoff.isoformat() if tuning and tuning.cutoff else None,
+        "tuning_fold_starts": [start.isoformat() for start in tuning.fold_starts] if tuning else [],
         "tuning_skipped": tuning_skipped,
     }
     if register:

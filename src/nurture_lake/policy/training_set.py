@@ -184,13 +184,20 @@ def build_training_set(
 
 def time_cutoff(df: DataFrame, *, validation_fraction: float, time_col: str = "decided_at") -> datetime | None:
     """The time before which ``1 - validation_fraction`` of the rows fall (exact percentile; a Spark job)."""
+    cutoffs = time_cutoffs(df, fractions=[1.0 - validation_fraction], time_col=time_col)
+    return cutoffs[0] if cutoffs else None
+
+
+def time_cutoffs(df: DataFrame, *, fractions: list[float], time_col: str = "decided_at") -> list[datetime] | None:
+    """The times before which each of ``fractions`` of the rows fall (exact percentiles, one Spark job);
+    ``None`` when there are no rows."""
     row = df.select(
-        F.percentile(F.unix_micros(F.col(time_col)).cast("double"), F.lit(1.0 - validation_fraction)).alias("q"),
+        F.percentile(F.unix_micros(F.col(time_col)).cast("double"), [float(f) for f in fractions]).alias("q"),
     ).first()
     if row is None or row["q"] is None:
         return None
-    # A naive UTC datetime: the session time zone is UTC, so Spark reads it back unchanged.
-    return datetime(1970, 1, 1) + timedelta(microseconds=int(row["q"]))
+    # Naive UTC datetimes: the session time zone is UTC, so Spark reads them back unchanged.
+    return [datetime(1970, 1, 1) + timedelta(microseconds=int(q)) for q in row["q"]]
 
 
 @dataclass(frozen=True)

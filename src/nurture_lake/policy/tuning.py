@@ -1,10 +1,16 @@
 """hyperopt search of exploration and regularisation hyper-parameters against an off-policy objective.
 
-Time-based validation: the bandit is fitted on earlier decisions and evaluated off-policy on later
-ones. The data part of the sufficient statistics (``XᵀWX``, ``XᵀWr``) does not depend on any
-hyper-parameter searched here, so it is aggregated on the cluster **once**; each trial solves the
-small per-action systems on the driver, then scores the validation decisions and runs the
+Time-based validation on rolling-origin folds: each fold's bandit is fitted on the decisions before a
+slice of time and scored off-policy on that slice; a trial's objective is the doubly-robust estimate
+over every fold's slice pooled, so it rests on more decisions than one split would leave, each scored
+by a fit on everything before it. The data part of the sufficient statistics (``XᵀWX``, ``XᵀWr``) does
+not depend on any hyper-parameter searched here, so it is aggregated on the cluster **once** per fold;
+each trial solves the small per-action systems on the driver, then scores the slices and runs the
 doubly-robust estimator — both Spark jobs launched from the driver.
+
+The search space is conditional: each exploration strategy brings only the parameter it reads (the
+width scale for Thompson sampling and LinUCB, the temperature for softmax), next to the ridge λ and
+the exploration floor every strategy uses, so no trial is spent on a parameter its strategy ignores.
 
 Why plain ``Trials`` and not ``SparkTrials``: ``SparkTrials`` runs each trial inside a Spark task,
 where there is no SparkSession, so it only suits trials that are single-machine code. Our trial's
@@ -13,14 +19,16 @@ so trials run sequentially on the driver and each one uses the whole cluster.
 
 Example::
 
-    result = tune_policy(train_stats, validation, settings=settings, max_evals=12)
-    result.best_params   # {'strategy': 'softmax', 'ridge_lambda': 0.8, ...}
+    result = tune_policy([TuningFold(train_stats, validation)], settings=settings, max_evals=12)
+    result.best_params   # {'strategy': 'softmax', 'temperature': 0.3, 'ridge_lambda': 0.8, ...}
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import reduce
 from typing import Any
 
 import numpy as np
@@ -33,15 +41,27 @@ from nurture_lake.policy.ope import policy_estimates, with_target
 from nurture_lake.policy.settings import LearningSettings
 
 
+def _strategy_space(strategy: str) -> dict[str, Any]:
+    """The one parameter ``strategy`` reads beyond λ and the floor (none for ε-greedy, whose ε is the floor)."""
+    if strategy in ("thompson", "linucb"):
+        return {"exploration_scale": hp.uniform(f"{strategy}_scale", 0.0, 2.0)}
+    if strategy == "softmax":
+        return {"temperature": hp.loguniform("temperature", np.log(0.05), np.log(5.0))}
+    return {}
+
+
 def search_space() -> dict[str, Any]:
-    """The hyperopt space: strategy, λ, exploration floor, width scale, temperature."""
+    """The hyperopt space: the strategy with its own parameter, λ and the exploration floor."""
     return {
-        "strategy": hp.choice("strategy", list(STRATEGIES)),
+        "exploration": hp.choice("exploration", [{"strategy": name, **_strategy_space(name)} for name in STRATEGIES]),
         "ridge_lambda": hp.loguniform("ridge_lambda", np.log(1e-2), np.log(1e2)),
         "exploration_floor": hp.uniform("exploration_floor", 0.01, 0.2),
-        "exploration_scale": hp.uniform("exploration_scale", 0.0, 2.0),
-        "temperature": hp.loguniform("temperature", np.log(0.05), np.log(5.0)),
     }
+
+
+def flat_params(sample: dict[str, Any]) -> dict[str, Any]:
+    """A point of :func:`search_space` as the flat parameters :func:`fit_with_params` reads."""
+    return {**{k: v for k, v in sample.items() if k != "exploration"}, **sample.get("exploration", {})}
 
 
 def exploration_from(settings: LearningSettings, *, max_exploration_rate: float = 1.0,
@@ -66,7 +86,19 @@ class TuningResult:
     """Decisions the trials fitted on, and (``n_scored``) scored on, when ``train_policy`` split them."""
     n_scored: int | None = None
     cutoff: datetime | None = None
-    """``decided_at`` from which the scored decisions start (see ``trainer.split_for_tuning``)."""
+    """``decided_at`` from which the scored decisions start (see ``trainer.tuning_folds``)."""
+    fold_starts: list[datetime] = field(default_factory=list)
+    """Where each fold's scored slice starts (the first is ``cutoff``)."""
+
+
+@dataclass(frozen=True)
+class TuningFold:
+    """One fold of the search: the sufficient statistics (and pooled prior) of the decisions before a
+    slice of time, and the training-set frame of the slice that the fold's fit is scored on."""
+
+    stats: SufficientStats
+    scored: DataFrame
+    prior_mean: np.ndarray | None = None
 
 
 def fit_with_params(
@@ -94,28 +126,35 @@ def fit_with_params(
 
 
 def tune_policy(
-    train_stats: SufficientStats,
-    validation: DataFrame,
+    folds: Sequence[TuningFold],
     *,
     settings: LearningSettings,
     max_evals: int | None = None,
     objective: str = "dr_lower",
-    prior_mean: np.ndarray | None = None,
     max_exploration_rate: float = 1.0,
 ) -> TuningResult:
     """Minimise ``-objective`` over :func:`search_space` (``dr_lower`` or ``dr_estimate``) with TPE.
 
-    ``validation`` is a training-set frame of the later decisions; it is cached during the search.
+    Each trial fits every fold with the trial's parameters, scores each fold's slice with its own fit, and
+    takes the objective of the doubly-robust estimate over the slices pooled. The slices are cached
+    during the search.
     """
     if objective not in ("dr_lower", "dr_estimate"):
         raise ValueError("objective must be 'dr_lower' or 'dr_estimate'")
+    if not folds:
+        raise ValueError("tune_policy needs at least one fold")
     history: list[dict[str, Any]] = []
-    validation = validation.cache()
+    slices = [fold.scored.cache() for fold in folds]
 
-    def _objective(params: dict[str, Any]) -> dict[str, Any]:
-        policy = fit_with_params(train_stats, params, settings=settings, prior_mean=prior_mean,
-                                 max_exploration_rate=max_exploration_rate)
-        scored = with_target(validation, policy, seed=settings.seed, context_col=settings.context_col).cache()
+    def _objective(sample: dict[str, Any]) -> dict[str, Any]:
+        params = flat_params(sample)
+        scored_parts = [
+            with_target(rows, fit_with_params(fold.stats, params, settings=settings, prior_mean=fold.prior_mean,
+                                              max_exploration_rate=max_exploration_rate),
+                        seed=settings.seed, context_col=settings.context_col)
+            for fold, rows in zip(folds, slices, strict=True)
+        ]
+        scored = reduce(DataFrame.unionByName, scored_parts).cache()
         try:
             dr = policy_estimates(scored, estimators=("dr",), n_bootstrap=settings.ope_bootstrap,
                                   alpha=settings.ope_alpha, seed=settings.seed)["dr"]
@@ -133,7 +172,8 @@ def tune_policy(
             trials=trials, rstate=np.random.default_rng(settings.seed), show_progressbar=False,
         )
     finally:
-        validation.unpersist()
+        for rows in slices:
+            rows.unpersist()
     best = max(history, key=lambda h: h["objective"] if h["objective"] == h["objective"] else -np.inf)
     best_params = {k: v for k, v in best.items() if k not in ("objective", "dr_estimate", "dr_lower")}
     return TuningResult(best_params=best_params, best_objective=float(best["objective"]), trials=history)
