@@ -38,7 +38,7 @@ from nurture_lake.policy import (
 )
 from nurture_lake.policy.ope import policy_estimates, with_target
 from nurture_lake.policy.trainer import exploration_cap, split_training_set
-from nurture_lake.policy.tuning import fit_with_params
+from nurture_lake.policy.tuning import fit_with_params, lambda_is_used, search_space
 from nurture_lake.schemas import GOLD_CADENCE_DECISIONS, GOLD_DECISION_OUTCOMES
 
 ACTIONS = ("hold", "email@1d", "push@1d")
@@ -492,12 +492,13 @@ def test_hyperopt_tuning_improves_on_the_logging_policy(spark: SparkSession) -> 
     stats = sufficient_statistics(train, action_ids=ACTIONS)
     result = tune_policy([TuningFold(stats, valid)], settings=settings)
     assert len(result.trials) == 4
-    # The space is conditional: a trial carries only the parameter its strategy reads.
+    # The space is conditional: a trial carries only the parameter its strategy reads, and no λ (the
+    # evidence sets each action's λ under the default ridge_auto).
     own = {"thompson": {"exploration_scale"}, "linucb": {"exploration_scale"}, "softmax": {"temperature"},
            "epsilon_greedy": set()}
     for trial in result.trials:
         assert set(trial) - {"objective", "dr_estimate", "dr_lower"} == {
-            "strategy", "ridge_lambda", "exploration_floor", *own[trial["strategy"]]}
+            "strategy", "exploration_floor", *own[trial["strategy"]]}
     assert result.best_objective == max(t["objective"] for t in result.trials)
     # The objective is reproducible: refitting the best parameters gives the same DR lower bound.
     best = fit_with_params(stats, result.best_params, settings=settings)
@@ -508,10 +509,28 @@ def test_hyperopt_tuning_improves_on_the_logging_policy(spark: SparkSession) -> 
     assert dr.lower > float(sim["r"][600:].mean()) + 0.2
 
 
+def test_lambda_is_searched_only_where_the_fit_uses_it() -> None:
+    sim = simulate_logged(300, seed=8)
+    stats = statistics_from_arrays(sim["x"], [ACTIONS[a] for a in sim["a"]], sim["r"], action_ids=ACTIONS)
+    prior = np.full((len(ACTIONS), sim["x"].shape[1]), 0.1)
+    fixed = LearningSettings(ridge_auto=False)
+    # With the pooled prior, its precision replaces λ: two λ far apart give the same fit.
+    low, high = (fit_with_params(stats, {"ridge_lambda": lam}, settings=fixed, prior_mean=prior) for lam in (0.01, 100.0))
+    np.testing.assert_array_equal(low.theta, high.theta)
+    # Without a prior and with a fixed λ, λ shapes the fit, and only then is it searched.
+    low, high = (fit_with_params(stats, {"ridge_lambda": lam}, settings=fixed) for lam in (0.01, 100.0))
+    assert np.abs(low.theta - high.theta).max() > 0.01
+    assert lambda_is_used(fixed, [None, None])
+    assert not lambda_is_used(fixed, [None, prior])
+    assert not lambda_is_used(LearningSettings(ridge_auto=True), [None])
+    assert "ridge_lambda" in search_space(tune_lambda=True) and "ridge_lambda" not in search_space(tune_lambda=False)
+
+
 def test_hyperopt_never_scores_its_trials_on_the_decisions_the_gate_scores(spark: SparkSession, tmp_path: Path) -> None:
     conf = two_channel_config(tmp_path)
     settings = LearningSettings(ope_bootstrap=20, thompson_draws=200, tuning_max_evals=3, seed=3,
-                                cold_start_min_examples=0, min_training_examples=10)
+                                cold_start_min_examples=0, min_training_examples=10, tuning_fraction=0.5,
+                                tuning_folds=3)
     sim = simulate_logged(600, seed=13)  # one decision a minute
 
     def tuned(rewards: np.ndarray) -> tuple[TrainResult, DataFrame]:

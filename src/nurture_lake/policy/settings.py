@@ -64,14 +64,16 @@ class LearningSettings(BaseModel):
     """Latest share of the complete decisions (by ``decided_at``) held out for off-policy validation (the
     challenger's estimates and the promotion gate); complete: made before the earliest decision whose reward
     window is still open."""
-    tuning_fraction: float = Field(0.5, gt=0, lt=1)
+    tuning_fraction: float = Field(0.3, gt=0, lt=1)
     """Latest share of the *training* decisions on which hyperopt scores its trials. Tuning never reads the
     validation decisions, so the gate does not score the best of many trials on the very rows that picked it."""
-    tuning_folds: int = Field(3, ge=1)
+    tuning_folds: int = Field(1, ge=1)
     """Consecutive time slices the ``tuning_fraction`` is cut into (rolling origin): each slice is scored by
     a fit on every training decision before it, and a trial's objective pools the slices."""
     tuning_max_evals: int = Field(12, ge=1)
     """hyperopt evaluations in ``train --phase tune``."""
+    tuning_random_evals: int = Field(5, ge=1)
+    """Random trials before TPE proposes from its model (hyperopt's ``n_startup_jobs``)."""
     ope_bootstrap: int = Field(200, ge=10)
     """Bootstrap replicates of the off-policy confidence intervals."""
     ope_alpha: float = Field(0.05, gt=0, lt=1)

@@ -9,8 +9,9 @@ each trial solves the small per-action systems on the driver, then scores the sl
 doubly-robust estimator — both Spark jobs launched from the driver.
 
 The search space is conditional: each exploration strategy brings only the parameter it reads (the
-width scale for Thompson sampling and LinUCB, the temperature for softmax), next to the ridge λ and
-the exploration floor every strategy uses, so no trial is spent on a parameter its strategy ignores.
+width scale for Thompson sampling and LinUCB, the temperature for softmax), next to the exploration
+floor every strategy uses, and the ridge λ only where the fit uses it (not with the evidence λ or the
+pooled prior, the defaults), so no trial is spent on a parameter its fit ignores.
 
 Why plain ``Trials`` and not ``SparkTrials``: ``SparkTrials`` runs each trial inside a Spark task,
 where there is no SparkSession, so it only suits trials that are single-machine code. Our trial's
@@ -28,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import reduce
+from functools import partial, reduce
 from typing import Any
 
 import numpy as np
@@ -50,13 +51,21 @@ def _strategy_space(strategy: str) -> dict[str, Any]:
     return {}
 
 
-def search_space() -> dict[str, Any]:
-    """The hyperopt space: the strategy with its own parameter, λ and the exploration floor."""
-    return {
+def search_space(*, tune_lambda: bool = True) -> dict[str, Any]:
+    """The hyperopt space: the strategy with its own parameter, the exploration floor and (``tune_lambda``) λ."""
+    space: dict[str, Any] = {
         "exploration": hp.choice("exploration", [{"strategy": name, **_strategy_space(name)} for name in STRATEGIES]),
-        "ridge_lambda": hp.loguniform("ridge_lambda", np.log(1e-2), np.log(1e2)),
         "exploration_floor": hp.uniform("exploration_floor", 0.01, 0.2),
     }
+    if tune_lambda:
+        space["ridge_lambda"] = hp.loguniform("ridge_lambda", np.log(1e-2), np.log(1e2))
+    return space
+
+
+def lambda_is_used(settings: LearningSettings, prior_means: Sequence[np.ndarray | None]) -> bool:
+    """Whether ``ridge_lambda`` shapes a fit: not when each action's λ comes from its evidence
+    (``ridge_auto``) or the weights shrink towards a pooled prior with ``prior_strength`` instead."""
+    return not settings.ridge_auto and all(prior is None for prior in prior_means)
 
 
 def flat_params(sample: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +146,9 @@ def tune_policy(
 
     Each trial fits every fold with the trial's parameters, scores each fold's slice with its own fit, and
     takes the objective of the doubly-robust estimate over the slices pooled. The slices are cached
-    during the search.
+    during the search. λ is searched only where it shapes the fit (:func:`lambda_is_used`). TPE proposes
+    from its model after ``settings.tuning_random_evals`` random trials (hyperopt's own default, 20, would
+    leave a budget of 12 a purely random search).
     """
     if objective not in ("dr_lower", "dr_estimate"):
         raise ValueError("objective must be 'dr_lower' or 'dr_estimate'")
@@ -168,7 +179,9 @@ def tune_policy(
     try:
         trials = Trials()
         fmin(
-            _objective, search_space(), algo=tpe.suggest, max_evals=max_evals or settings.tuning_max_evals,
+            _objective, search_space(tune_lambda=lambda_is_used(settings, [fold.prior_mean for fold in folds])),
+            algo=partial(tpe.suggest, n_startup_jobs=settings.tuning_random_evals),
+            max_evals=max_evals or settings.tuning_max_evals,
             trials=trials, rstate=np.random.default_rng(settings.seed), show_progressbar=False,
         )
     finally:
