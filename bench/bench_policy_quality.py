@@ -710,7 +710,7 @@ class PolicyQualityRun:
         self._timed("learn", t0)
         self.trainings.append(record)
         if result.tuning is not None or result.tuning_skipped:
-            self.log(f"  day {day}: {result.tuning_skipped or f'tuned: {result.tuning.best_params}'}")
+            self.log(f"  day {day}: {result.tuning_skipped or result.tuning.describe()}")
         self.log(f"  day {day}: fitted on {result.n_train:,} decisions ({result.n_validation:,} validate), "
                  f"{'promoted' if gate.promoted else 'refused'} in {record.seconds:.0f} s — {gate.reason}")
         return record

@@ -546,6 +546,7 @@ def test_hyperopt_never_scores_its_trials_on_the_decisions_the_gate_scores(spark
         [209.5, 279 + 1 / 3, 349 + 1 / 6], abs=1e-6)
     assert base.tuning.cutoff == base.tuning.fold_starts[0]
     assert (base.n_train, base.n_validation, base.tuning.n_fit, base.tuning.n_scored) == (420, 180, 210, 210)
+    assert "on 3 rolling-origin folds (the first fitted on 210 decisions; 210 scored)" in base.tuning.describe()
     # Each fold's trial fitted on the minutes before its slice; the objective is the DR lower bound of the
     # three slices pooled, each scored by its own fold's fit.
     at = F.col("decided_at")

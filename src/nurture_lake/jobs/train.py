@@ -41,9 +41,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     reg = result.registered
     print(
         f"train {args.phase}: {result.n_train} train / {result.n_validation} validation decisions, "
-        + (f"hyperopt on {len(tuning.fold_starts)} rolling-origin folds of the train decisions (the first fitted "
-           f"on {tuning.n_fit}; {tuning.n_scored} scored), chose {tuning.best_params}, "
-           if (tuning := result.tuning) else "")
+        + (f"{result.tuning.describe()}, " if result.tuning else "")
         + (f"{result.tuning_skipped}, " if result.tuning_skipped else "")
         + f"params {result.params}, cold start {result.cold_start}, "
         + (f"DR {dr.estimate:.4f} [{dr.lower:.4f}, {dr.upper:.4f}], " if dr else "")

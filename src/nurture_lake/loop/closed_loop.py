@@ -186,9 +186,8 @@ class ClosedLoop:
                 run.count("training_rows", trained.n_train + trained.n_validation)
             if trained.tuning_skipped:
                 self.log(f"  learn: {trained.tuning_skipped}")
-            elif (tuning := trained.tuning) is not None:
-                self.log(f"  learn: hyperopt chose {tuning.best_params} on {len(tuning.fold_starts)} rolling-origin "
-                         f"folds (the first fitted on {tuning.n_fit} decisions; {tuning.n_scored} scored)")
+            elif trained.tuning is not None:
+                self.log(f"  learn: {trained.tuning.describe()}")
             with audited_run(self.spark, self.lake, job="promote", args={"as_of": now}):
                 verdict = promote_challenger(self.spark, self.cfg, training, input_versions=versions)
         except NotEnoughData as exc:

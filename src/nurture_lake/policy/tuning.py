@@ -99,6 +99,12 @@ class TuningResult:
     fold_starts: list[datetime] = field(default_factory=list)
     """Where each fold's scored slice starts (the first is ``cutoff``)."""
 
+    def describe(self) -> str:
+        """One line for job output: what was chosen, and on which decisions."""
+        folds = len(self.fold_starts)
+        how = f"{folds} rolling-origin folds (the first fitted on" if folds > 1 else "one time split (fitted on"
+        return f"hyperopt chose {self.best_params} on {how} {self.n_fit} decisions; {self.n_scored} scored)"
+
 
 @dataclass(frozen=True)
 class TuningFold:
