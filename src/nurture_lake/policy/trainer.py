@@ -35,7 +35,7 @@ from nurture_lake.policy.gate import GateDecision, evaluate_gate, write_gate_dec
 from nurture_lake.policy.ope import Estimate, harm_estimate, policy_estimates, with_harm_value, with_target
 from nurture_lake.policy.registry import RegisteredPolicy, load_policy_version, log_policy, set_alias
 from nurture_lake.policy.settings import LearningSettings
-from nurture_lake.policy.training_set import time_cutoff, time_cutoffs
+from nurture_lake.policy.training_set import time_cutoffs
 from nurture_lake.policy.tuning import TuningFold, TuningResult, fit_with_params, tune_policy
 from nurture_lake.tables import Lake
 
@@ -115,8 +115,13 @@ def tuning_folds(train: DataFrame, settings: LearningSettings) -> list[TimeFold]
     The validation rows are not among them: the gate scores the tuned challenger on rows that took no
     part in choosing it (the best of many trials scored on the same rows is biased upwards).
     """
-    f, k = settings.tuning_fraction, settings.tuning_folds
-    cutoffs = time_cutoffs(train, fractions=[1.0 - f + f * i / k for i in range(k)])
+    return _time_folds(train, settings.tuning_fraction, settings.tuning_folds)
+
+
+def _time_folds(rows: DataFrame, later_fraction: float, k: int) -> list[TimeFold]:
+    """The latest ``later_fraction`` of ``rows`` by ``decided_at`` in ``k`` consecutive non-empty slices, each
+    with the rows before it (the last slice runs to the end)."""
+    cutoffs = time_cutoffs(rows, fractions=[1.0 - later_fraction + later_fraction * i / k for i in range(k)])
     if cutoffs is None:
         return []
     at = F.col("decided_at")
@@ -125,19 +130,18 @@ def tuning_folds(train: DataFrame, settings: LearningSettings) -> list[TimeFold]
         if end is not None and end <= start:
             continue
         later = at >= F.lit(start)
-        scored = train.where(later & (at < F.lit(end))) if end is not None else train.where(later)
-        folds.append(TimeFold(train.where(at < F.lit(start)), scored, start))
+        scored = rows.where(later & (at < F.lit(end))) if end is not None else rows.where(later)
+        folds.append(TimeFold(rows.where(at < F.lit(start)), scored, start))
     return folds
 
 
 def _split_by_time(rows: DataFrame, later_fraction: float) -> tuple[DataFrame, DataFrame, datetime | None]:
     """(earlier, later, cutoff): the latest ``later_fraction`` of ``rows`` by ``decided_at`` and the rest;
     both empty, and ``cutoff`` ``None``, when there are no rows."""
-    cutoff = time_cutoff(rows, validation_fraction=later_fraction)
-    if cutoff is None:
+    folds = _time_folds(rows, later_fraction, 1)
+    if not folds:
         return rows.limit(0), rows.limit(0), None
-    before = F.col("decided_at") < F.lit(cutoff)
-    return rows.where(before), rows.where(~before), cutoff
+    return folds[0].fit, folds[0].scored, folds[0].start
 
 
 class _FitInputs(NamedTuple):
