@@ -797,9 +797,10 @@ class PolicyQualityRun:
                            "served_score": normalised(float(rows["learned"]["value"].mean()), random_value, oracle_value),
                            "greedy_score": normalised(float(rows["learned_greedy"]["value"].mean()),
                                                       random_value, oracle_value)})
-        scored = [t for t in trials if t["objective"] == t["objective"]]
-        rho = spearmanr([t["objective"] for t in scored], [t["served_score"] for t in scored]).statistic
-        chosen = max(scored, key=lambda t: t["objective"])
+        scored = [t for t in trials if t["objective"] == t["objective"]]  # NaN objectives are never chosen
+        rho = (spearmanr([t["objective"] for t in scored], [t["served_score"] for t in scored]).statistic
+               if len(scored) >= 2 else float("nan"))
+        chosen = max(trials, key=lambda t: t["objective"] if t["objective"] == t["objective"] else -np.inf)
         return {"trials": trials, "spearman_objective_vs_served": float(rho),
                 "chosen_served_score": chosen["served_score"],
                 "best_served_score": max(t["served_score"] for t in trials),
@@ -873,12 +874,12 @@ class PolicyQualityRun:
 
 def bench_config(root: Path, overrides: Mapping[str, Any] | None = None) -> NurtureConfig:
     """The local configuration with every store under ``root`` (nothing of the project's lake is touched)
-    and ``overrides`` (dotted keys, as ``--set``) applied."""
+    and ``overrides`` (dotted keys, as ``--set``) applied; the stores stay under ``root`` whatever they say."""
     return load_config("local", overrides={
+        **(overrides or {}),
         "storage.lake_root": str(root / "lake"), "storage.checkpoint_root": str(root / "checkpoints"),
         "storage.landing_root": str(root / "landing"), "storage.report_root": str(root / "reports"),
         "mlflow.tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "mlflow.artifact_root": str(root / "mlartifacts"),
-        **(overrides or {}),
     })
 
 

@@ -109,8 +109,8 @@ class TimeFold(NamedTuple):
 def tuning_folds(train: DataFrame, settings: LearningSettings) -> list[TimeFold]:
     """The *training* rows as hyperopt's rolling-origin folds: the latest ``tuning_fraction`` of them, by
     ``decided_at``, cut into ``tuning_folds`` consecutive slices; each slice is scored by a fit on every
-    training row before it. Folds whose slice would be empty (decisions sharing one time) are left out;
-    no rows, no folds.
+    training row before it. Slices whose bounds coincide are left out; a slice can still hold no row when
+    two bounds fall between the same two decision times (ticks), and the caller skips those. No rows, no folds.
 
     The validation rows are not among them: the gate scores the tuned challenger on rows that took no
     part in choosing it (the best of many trials scored on the same rows is biased upwards).
@@ -119,8 +119,9 @@ def tuning_folds(train: DataFrame, settings: LearningSettings) -> list[TimeFold]
 
 
 def _time_folds(rows: DataFrame, later_fraction: float, k: int) -> list[TimeFold]:
-    """The latest ``later_fraction`` of ``rows`` by ``decided_at`` in ``k`` consecutive non-empty slices, each
-    with the rows before it (the last slice runs to the end)."""
+    """The latest ``later_fraction`` of ``rows`` by ``decided_at`` in ``k`` consecutive slices (exact
+    percentiles; bounds that coincide give one slice), each with the rows before it; the last slice runs to
+    the end."""
     cutoffs = time_cutoffs(rows, fractions=[1.0 - later_fraction + later_fraction * i / k for i in range(k)])
     if cutoffs is None:
         return []
@@ -163,15 +164,17 @@ def _fit_inputs(rows: DataFrame, action_ids: tuple[str, ...], s: LearningSetting
     return _FitInputs(stats, None, float("nan"))
 
 
-def _tune(train: DataFrame, action_ids: tuple[str, ...], s: LearningSettings, cap: float) -> TuningResult:
-    """hyperopt over the training rows alone, on rolling-origin folds (see :func:`tuning_folds`)."""
+def _tune(train: DataFrame, n_train: int, action_ids: tuple[str, ...], s: LearningSettings, cap: float) -> TuningResult:
+    """hyperopt over the ``n_train`` training rows alone, on rolling-origin folds (see :func:`tuning_folds`)."""
     usable: list[tuple[TimeFold, int, int]] = []
+    seen: list[str] = []
     for fold in tuning_folds(train, s):
         n_fit, n_scored = fold.fit.count(), fold.scored.count()
+        seen.append(f"{n_fit} before {fold.start} and {n_scored} from it")
         if n_scored > 0 and n_fit >= s.min_training_examples:
             usable.append((fold, n_fit, n_scored))
     if not usable:
-        raise NotEnoughData(f"no tuning fold of the {train.count()} training decisions has "
+        raise NotEnoughData(f"no tuning fold of the {n_train} training decisions ({'; '.join(seen) or 'none'}) has "
                             f"{s.min_training_examples} decisions before it to fit its trials and 1 in it to score "
                             "them (decisions made at one time cannot be split by time)")
     folds = []
@@ -216,7 +219,7 @@ def train_policy(
     tuning_skipped: str | None = None
     if phase in ("tune", "all"):
         try:
-            tuning = _tune(train, space.action_ids, s, cap)
+            tuning = _tune(train, n_train, space.action_ids, s, cap)
         except NotEnoughData as exc:
             if phase == "tune":
                 raise
@@ -230,7 +233,8 @@ def train_policy(
             result.registered = log_policy(
                 cfg, fit_with_params(stats, params, settings=s, prior_mean=prior_mean, max_exploration_rate=cap),
                 seed=s.seed,
-                context_col=s.context_col, params={f"best.{k}": v for k, v in params.items()},
+                context_col=s.context_col,
+                params={f"best.{k}": v for k, v in (tuning.best_params if tuning else {}).items()},
                 metrics={"tuning_best_objective": tuning.best_objective if tuning else float("nan")},
                 diagnostics={"trials": tuning.trials if tuning else []}, input_versions=input_versions,
                 register=False, alias=None, run_name="tune_policy",

@@ -15,13 +15,13 @@ pooled prior, the defaults), so no trial is spent on a parameter its fit ignores
 
 Why plain ``Trials`` and not ``SparkTrials``: ``SparkTrials`` runs each trial inside a Spark task,
 where there is no SparkSession, so it only suits trials that are single-machine code. Our trial's
-objective *is* a distributed Spark computation (scoring + OPE aggregation over the validation set),
+objective *is* a distributed Spark computation (scoring + OPE aggregation over the folds' slices),
 so trials run sequentially on the driver and each one uses the whole cluster.
 
 Example::
 
     result = tune_policy([TuningFold(train_stats, validation)], settings=settings, max_evals=12)
-    result.best_params   # {'strategy': 'softmax', 'temperature': 0.3, 'ridge_lambda': 0.8, ...}
+    result.best_params   # {'strategy': 'softmax', 'temperature': 0.3, 'exploration_floor': 0.04}
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ class TuningResult:
     best_objective: float
     trials: list[dict[str, Any]] = field(default_factory=list)
     n_fit: int | None = None
-    """Decisions the trials fitted on, and (``n_scored``) scored on, when ``train_policy`` split them."""
+    """When ``train_policy`` made the folds: the decisions the first fold's trials fitted on, and
+    (``n_scored``) the decisions scored over all folds."""
     n_scored: int | None = None
     cutoff: datetime | None = None
     """``decided_at`` from which the scored decisions start (see ``trainer.tuning_folds``)."""
@@ -102,6 +103,8 @@ class TuningResult:
     def describe(self) -> str:
         """One line for job output: what was chosen, and on which decisions."""
         folds = len(self.fold_starts)
+        if folds == 0:
+            return f"hyperopt chose {self.best_params}"
         how = f"{folds} rolling-origin folds (the first fitted on" if folds > 1 else "one time split (fitted on"
         return f"hyperopt chose {self.best_params} on {how} {self.n_fit} decisions; {self.n_scored} scored)"
 
