@@ -77,7 +77,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
@@ -90,6 +89,7 @@ from pyspark.sql.types import (
     StructType,
     TimestampType,
 )
+from scipy.stats import spearmanr
 
 from nurture_lake.actions import HOLD, ActionSpace, RewardSpec, parse_duration
 from nurture_lake.config import PROJECT_ROOT, NurtureConfig, load_config, parse_override
@@ -111,7 +111,7 @@ from nurture_lake.policy.scoring import Policy, allowed_mask
 from nurture_lake.policy.scoring import decide as policy_decide
 from nurture_lake.policy.trainer import TrainResult, exploration_cap, split_training_set
 from nurture_lake.policy.training_set import build_training_set
-from nurture_lake.policy.tuning import fit_with_params
+from nurture_lake.policy.tuning import fit_with_params, trial_params
 from nurture_lake.scoring import ScoringSettings, holdout_col
 from nurture_lake.scoring.decide import decision_id
 from nurture_lake.simulator import SimulatorConfig, World
@@ -788,7 +788,7 @@ class PolicyQualityRun:
         cap = exploration_cap(self.cfg)
         trials = []
         for trial in result.tuning.trials:
-            params = {k: v for k, v in trial.items() if k not in ("objective", "dr_estimate", "dr_lower")}
+            params = trial_params(trial)
             policy = fit_with_params(result.stats, params, settings=self.learning, prior_mean=result.prior_mean,
                                      max_exploration_rate=cap)
             rows = policy_rows(outcomes, action_ids=self.action_ids, learned_probs=policy.probabilities(contexts, mask),

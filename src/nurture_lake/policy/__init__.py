@@ -69,7 +69,7 @@ from nurture_lake.policy.training_set import (
     time_cutoff,
     time_cutoffs,
 )
-from nurture_lake.policy.tuning import TuningFold, TuningResult, flat_params, search_space, tune_policy
+from nurture_lake.policy.tuning import TuningFold, TuningResult, flat_params, search_space, trial_params, tune_policy
 
 __all__ = [
     "DECISION_FIELDS",
@@ -126,6 +126,7 @@ __all__ = [
     "time_cutoff",
     "time_cutoffs",
     "train_policy",
+    "trial_params",
     "tune_policy",
     "tuning_folds",
     "with_target",

@@ -2,8 +2,8 @@
 
 Time-based validation on rolling-origin folds: each fold's bandit is fitted on the decisions before a
 slice of time and scored off-policy on that slice; a trial's objective is the doubly-robust estimate
-over every fold's slice pooled, so it rests on more decisions than one split would leave, each scored
-by a fit on everything before it. The data part of the sufficient statistics (``XᵀWX``, ``XᵀWr``) does
+over every fold's slice pooled, each decision scored by a fit on everything before its slice (one fold,
+the default, is a single time split). The data part of the sufficient statistics (``XᵀWX``, ``XᵀWr``) does
 not depend on any hyper-parameter searched here, so it is aggregated on the cluster **once** per fold;
 each trial solves the small per-action systems on the driver, then scores the slices and runs the
 doubly-robust estimator — both Spark jobs launched from the driver.
@@ -197,5 +197,9 @@ def tune_policy(
         for rows in slices:
             rows.unpersist()
     best = max(history, key=lambda h: h["objective"] if h["objective"] == h["objective"] else -np.inf)
-    best_params = {k: v for k, v in best.items() if k not in ("objective", "dr_estimate", "dr_lower")}
-    return TuningResult(best_params=best_params, best_objective=float(best["objective"]), trials=history)
+    return TuningResult(best_params=trial_params(best), best_objective=float(best["objective"]), trials=history)
+
+
+def trial_params(trial: dict[str, Any]) -> dict[str, Any]:
+    """The hyper-parameters of one entry of ``TuningResult.trials`` (without its objective figures)."""
+    return {k: v for k, v in trial.items() if k not in ("objective", "dr_estimate", "dr_lower")}
