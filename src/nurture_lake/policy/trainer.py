@@ -182,7 +182,7 @@ def _tune(train: DataFrame, n_train: int, action_ids: tuple[str, ...], s: Learni
         inputs = _fit_inputs(fold.fit, action_ids, s)
         folds.append(TuningFold(inputs.stats, fold.scored, inputs.prior_mean))
     result = tune_policy(folds, settings=s, max_exploration_rate=cap)
-    return replace(result, n_fit=usable[0][1], n_scored=sum(n for _, _, n in usable), cutoff=usable[0][0].start,
+    return replace(result, n_fit=usable[0][1], n_scored=sum(n for _, _, n in usable),
                    fold_starts=[fold.start for fold, _, _ in usable])
 
 

@@ -95,10 +95,13 @@ class TuningResult:
     """When ``train_policy`` made the folds: the decisions the first fold's trials fitted on, and
     (``n_scored``) the decisions scored over all folds."""
     n_scored: int | None = None
-    cutoff: datetime | None = None
-    """``decided_at`` from which the scored decisions start (see ``trainer.tuning_folds``)."""
     fold_starts: list[datetime] = field(default_factory=list)
-    """Where each fold's scored slice starts (the first is ``cutoff``)."""
+    """Where each fold's scored slice starts (see ``trainer.tuning_folds``)."""
+
+    @property
+    def cutoff(self) -> datetime | None:
+        """``decided_at`` from which the scored decisions start: the first fold's start."""
+        return self.fold_starts[0] if self.fold_starts else None
 
     def describe(self) -> str:
         """One line for job output: what was chosen, and on which decisions."""
