@@ -27,7 +27,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import MapType, StringType, StructField, StructType
 
-from bench import jvm_cpu
+from bench import jvm_cpu, task_time
 from nurture_lake.config import NurtureConfig, load_config
 from nurture_lake.ingest import BATCH_STEPS, IngestCounts, run_ingest_regions
 from nurture_lake.schemas import LANDING_FIELDS
@@ -87,6 +87,23 @@ def floor_copy(spark: SparkSession, landing: Path, out: Path) -> None:
     )
 
 
+def step_task_time(groups: dict[str, task_time.TaskTime] | None) -> dict[str, task_time.TaskTime] | None:
+    """Task time per batch step (:data:`BATCH_STEPS`), summed over batches and regions.
+
+    The job groups of :func:`~nurture_lake.ingest.sinks.process_batch` end in ``.<batch id>.<step>``;
+    jobs outside them (the streaming source's file listing, Delta's snapshot reads before a batch) go
+    to ``other``.
+    """
+    if groups is None:
+        return None
+    steps = dict.fromkeys((*BATCH_STEPS, "other"), task_time.TaskTime(0.0, 0.0))
+    for group, spent in groups.items():
+        step = group.rsplit(".", 1)[-1]
+        key = step if step in BATCH_STEPS else "other"
+        steps[key] = steps[key] + spent
+    return steps
+
+
 def _round(spark: SparkSession, cfg: NurtureConfig, out: Path) -> dict[str, Any]:
     """One measured round: the bare copy, the floor, then ingest, each into fresh tables under ``out``."""
     lake = Lake(cfg)
@@ -106,11 +123,12 @@ def _round(spark: SparkSession, cfg: NurtureConfig, out: Path) -> dict[str, Any]
     floor_s = time.perf_counter() - t0
 
     # As `nurture-lake ingest` runs it: every region's query side by side in one session.
-    cpu_before = jvm_cpu.sample(spark)
+    cpu_before, jobs_before = jvm_cpu.sample(spark), task_time.last_job_id(spark)
     t0 = time.perf_counter()
     results = run_ingest_regions(spark, lake, lake.regions, progress=False)
     ours_s = time.perf_counter() - t0
     ingest_cpu = jvm_cpu.since(spark, cpu_before)
+    step_tasks = step_task_time(task_time.by_job_group(spark, after=jobs_before))
     total = IngestCounts()
     for region, counts in results.items():
         if isinstance(counts, BaseException):
@@ -128,6 +146,10 @@ def _round(spark: SparkSession, cfg: NurtureConfig, out: Path) -> dict[str, Any]
         # Where ingest spends its time: each step's wall time, summed over regions (their queries run
         # side by side, so these add up to more than ingest_s).
         "step_s": {name: round(seconds, 2) for name, seconds in steps.items()},
+        # The executor run time and CPU time of each step's tasks, summed over regions (None without a
+        # JVM gateway): the work, without the waits for the other region's tasks that step_s includes.
+        "step_task_s": None if step_tasks is None else {k: round(v.run_s, 2) for k, v in step_tasks.items()},
+        "step_task_cpu_s": None if step_tasks is None else {k: round(v.cpu_s, 2) for k, v in step_tasks.items()},
         # Driver JVM CPU seconds of each run by thread group (None off Linux): both cores are busy in
         # both runs, so this says what the ratio is made of.
         "bare_jvm_cpu": bare_cpu,

@@ -12,7 +12,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from bench import bench_dedup, bench_ingest, jvm_cpu
+from bench import bench_dedup, bench_ingest, jvm_cpu, task_time
+from nurture_lake.spark import job_group
 from nurture_lake.tables import Lake
 
 
@@ -29,6 +30,25 @@ def test_jvm_cpu_splits_the_work_of_a_job(spark: SparkSession) -> None:
     assert all(spent[group] >= 0 for group in jvm_cpu.THREAD_GROUPS)
     parts = sum(spent[group] for group in jvm_cpu.THREAD_GROUPS) + spent["other_s"]
     assert abs(parts - spent["cpu_s"]) <= 0.25  # each figure is rounded to 0.1 s
+
+
+def test_task_time_counts_the_jobs_after_the_mark_by_job_group(spark: SparkSession) -> None:
+    def shuffle(rows: int) -> None:
+        spark.range(rows).select((F.col("id") * 7 % 1013).alias("k")).groupBy("k").count().collect()
+
+    with job_group(spark, "test.before", "before the mark"):
+        shuffle(200_000)
+    mark = task_time.last_job_id(spark)
+    assert mark is not None and mark >= 0
+    with job_group(spark, "test.after", "after the mark"):
+        shuffle(2_000_000)
+    shuffle(200_000)  # outside any group
+    spent = task_time.by_job_group(spark, after=mark)
+    assert spent is not None
+    assert set(spent) == {"test.after", task_time.NO_GROUP}  # the job before the mark is not counted
+    for times in spent.values():
+        assert times.run_s > 0 and times.cpu_s > 0
+    assert task_time.by_job_group(spark, after=task_time.last_job_id(spark)) == {}
 
 
 def test_ingest_benchmark_ingests_every_landing_line_and_reports_its_ratio(spark: SparkSession, tmp_path: Path) -> None:
@@ -50,6 +70,9 @@ def test_ingest_benchmark_ingests_every_landing_line_and_reports_its_ratio(spark
     assert round((bare - 0.005) / (ours + 0.005), 3) <= result["ratio_ingest_vs_bare"] <= round(
         (bare + 0.005) / (ours - 0.005), 3)
     assert set(result["step_s"]) == set(bench_ingest.BATCH_STEPS)
+    # Task time per step: the validating pass and every write ran tasks; "other" holds the jobs outside the steps.
+    assert set(result["step_task_s"]) == set(result["step_task_cpu_s"]) == {*bench_ingest.BATCH_STEPS, "other"}
+    assert all(result["step_task_s"][step] > 0 for step in ("validate+bronze", "quarantine", "silver"))
 
     # The floor copies the same lines raw and parses them unchecked: every event ingest kept is among them.
     floor_root = root.resolve() / "floor"
@@ -68,7 +91,8 @@ def test_ingest_benchmark_ingests_every_landing_line_and_reports_its_ratio(spark
 
     # The warm round ran the same three copies again, in the same JVM, into its own fresh tables.
     assert set(result["warm"]) == {"bare_copy_s", "ingest_s", "ratio_ingest_vs_bare", "floor_s",
-                                   "ratio_floor_vs_bare", "step_s", "bare_jvm_cpu", "ingest_jvm_cpu"}
+                                   "ratio_floor_vs_bare", "step_s", "step_task_s", "step_task_cpu_s",
+                                   "bare_jvm_cpu", "ingest_jvm_cpu"}
     warm_lake = Lake(bench_ingest.warm_config(lake.cfg, root.resolve() / "warm1"))
     warm_bronze = every_region(lambda r: warm_lake.table(r, "bronze", "events_raw").read(spark).select("value"))
     assertDataFrameEqual(warm_bronze, landing)
