@@ -21,7 +21,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyspark.sql import SparkSession
 
@@ -51,33 +51,43 @@ def _store(spark: SparkSession) -> Any | None:
         return None
 
 
-def _jobs(store: Any) -> list[tuple[int, str, list[int]]]:
-    """(job id, job group or :data:`NO_GROUP`, stage ids) of every job the store holds."""
+class _Job(NamedTuple):
+    job_id: int
+    group: str
+    stage_ids: list[int]
+    stages_run: int
+    """Stages that ran tasks (completed or failed); the job's other stages were skipped."""
+
+
+def _jobs(store: Any) -> list[_Job]:
+    """Every job the store holds, with its job group (or :data:`NO_GROUP`)."""
     out = []
     jobs = store.jobsList(None).iterator()
     while jobs.hasNext():
         job = jobs.next()
         group = job.jobGroup()
         stage_ids = job.stageIds()
-        out.append((
+        out.append(_Job(
             int(job.jobId()),
             str(group.get()) if group.isDefined() else NO_GROUP,
             [int(stage_ids.apply(i)) for i in range(stage_ids.size())],
+            int(job.numCompletedStages()) + int(job.numFailedStages()),
         ))
     return out
 
 
-def _stage_times(spark: SparkSession, store: Any) -> dict[int, TaskTime]:
-    """Stage id → task time over all its attempts (a skipped stage ran no task: zero)."""
+def _stage_times(spark: SparkSession, store: Any) -> dict[int, tuple[TaskTime, bool]]:
+    """Stage id → (task time over all its attempts, whether it ran: a skipped stage ran no task)."""
     gateway = spark.sparkContext._gateway  # type: ignore[attr-defined]
     no_quantiles = gateway.new_array(gateway.jvm.double, 0)
-    times: dict[int, TaskTime] = {}
+    times: dict[int, tuple[TaskTime, bool]] = {}
     stages = store.stageList(None, False, False, no_quantiles, None).iterator()
     while stages.hasNext():
         stage = stages.next()
         spent = TaskTime(stage.executorRunTime() / 1e3, stage.executorCpuTime() / 1e9)
-        stage_id = int(stage.stageId())
-        times[stage_id] = times.get(stage_id, TaskTime(0.0, 0.0)) + spent
+        ran = stage.status().toString() != "SKIPPED"
+        before, ran_before = times.get(int(stage.stageId()), (TaskTime(0.0, 0.0), False))
+        times[int(stage.stageId())] = (before + spent, ran or ran_before)
     return times
 
 
@@ -86,33 +96,33 @@ def last_job_id(spark: SparkSession) -> int | None:
     store = _store(spark)
     if store is None:
         return None
-    return max((job_id for job_id, _, _ in _jobs(store)), default=-1)
+    return max((job.job_id for job in _jobs(store)), default=-1)
 
 
 def by_job_group(spark: SparkSession, *, after: int | None) -> dict[str, TaskTime] | None:
     """Task time of the jobs with an id above ``after`` (finished ones), summed per job group.
 
-    Raises :class:`IncompleteHistory` when the store has dropped some of those jobs or their stages.
+    Raises :class:`IncompleteHistory` when the store has dropped some of those jobs, or a stage of
+    theirs that ran. (It drops skipped stages first, and those ran nothing, so they are not missed.)
     """
     store = _store(spark) if after is not None else None
     if store is None or after is None:
         return None
-    jobs = [job for job in _jobs(store) if job[0] > after]
-    held = {job_id for job_id, _, _ in jobs}
+    jobs = [job for job in _jobs(store) if job.job_id > after]
+    held = {job.job_id for job in jobs}
     if jobs and held != set(range(after + 1, max(held) + 1)):
         raise IncompleteHistory(
             f"the status store holds {len(held)} of the {max(held) - after} jobs since job {after}; "
             "raise spark.ui.retainedJobs and spark.ui.retainedStages"
         )
     stages = _stage_times(spark, store)
-    missing = {stage_id for _, _, stage_ids in jobs for stage_id in stage_ids} - stages.keys()
-    if missing:
-        raise IncompleteHistory(
-            f"the status store no longer holds {len(missing)} stages of the jobs since job {after}; "
-            "raise spark.ui.retainedStages"
-        )
     totals: dict[str, TaskTime] = {}
-    for _, group, stage_ids in jobs:
-        for stage_id in stage_ids:
-            totals[group] = totals.get(group, TaskTime(0.0, 0.0)) + stages[stage_id]
+    for job in jobs:
+        present = [stages[stage_id] for stage_id in job.stage_ids if stage_id in stages]
+        if sum(ran for _, ran in present) < job.stages_run:
+            raise IncompleteHistory(
+                f"the status store no longer holds every stage job {job.job_id} ran; raise spark.ui.retainedStages"
+            )
+        for spent, _ in present:
+            totals[job.group] = totals.get(job.group, TaskTime(0.0, 0.0)) + spent
     return totals

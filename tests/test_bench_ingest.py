@@ -51,6 +51,26 @@ def test_task_time_counts_the_jobs_after_the_mark_by_job_group(spark: SparkSessi
     assert task_time.by_job_group(spark, after=task_time.last_job_id(spark)) == {}
 
 
+def test_task_time_survives_the_store_dropping_skipped_stages(spark: SparkSession) -> None:
+    # Each collect of a shuffled frame after the first is a job whose map stage is skipped (its shuffle
+    # files are reused). Past spark.ui.retainedStages (1,000) the status store drops stages, skipped ones
+    # first; those ran nothing, so the totals stay whole and no IncompleteHistory is raised.
+    counts = spark.range(1_000).groupBy((F.col("id") % 7).alias("k")).count()
+    mark = task_time.last_job_id(spark)
+    assert mark is not None
+    with job_group(spark, "test.repeat", "the same shuffle read again and again"):
+        for _ in range(600):
+            counts.collect()
+    spent = task_time.by_job_group(spark, after=mark)
+    assert spent is not None and set(spent) == {"test.repeat"} and spent["test.repeat"].run_s > 0
+    store = spark.sparkContext._jsc.sc().statusStore()  # type: ignore[union-attr]
+    jobs = [job for job in task_time._jobs(store) if job.job_id > mark]
+    assert len(jobs) >= 600  # with AQE the first collect runs its map stage as a job of its own
+    stage_ids = {stage_id for job in jobs for stage_id in job.stage_ids}
+    held = set(task_time._stage_times(spark, store))
+    assert stage_ids - held  # the store did drop some of these jobs' stages
+
+
 def test_ingest_benchmark_ingests_every_landing_line_and_reports_its_ratio(spark: SparkSession, tmp_path: Path) -> None:
     root = tmp_path / "bench"
     result = bench_ingest.run(events=2_000, root=root)
