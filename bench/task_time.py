@@ -7,8 +7,9 @@ inside the ``duplicates`` step. The executor run time of a step's tasks does not
 
 The figures come from the session's status store (the data behind the Spark UI and its REST API,
 kept even with the UI off), read through the JVM gateway. It retains the latest
-``spark.ui.retainedJobs`` jobs (1,000 by default); a run with more jobs than that between
-:func:`last_job_id` and :func:`by_job_group` is reported as incomplete rather than undercounted.
+``spark.ui.retainedJobs`` jobs and ``spark.ui.retainedStages`` stages (1,000 each by default); when it has
+dropped a job or a stage that ran between :func:`last_job_id` and :func:`by_job_group`, the run is
+reported as incomplete rather than undercounted.
 Where the gateway is not there (Spark Connect) both return ``None``.
 
 Example::
@@ -41,7 +42,7 @@ class TaskTime:
 
 
 class IncompleteHistory(RuntimeError):
-    """The status store no longer holds every job since the mark (more ran than it retains)."""
+    """The status store no longer holds every job since the mark, or every stage they ran (more ran than it retains)."""
 
 
 def _store(spark: SparkSession) -> Any | None:
@@ -55,8 +56,8 @@ class _Job(NamedTuple):
     job_id: int
     group: str
     stage_ids: list[int]
-    stages_run: int
-    """Stages that ran tasks (completed or failed); the job's other stages were skipped."""
+    stages_completed: int
+    """Stages that ran to completion; the job's other stages were skipped (or failed)."""
 
 
 def _jobs(store: Any) -> list[_Job]:
@@ -71,7 +72,7 @@ def _jobs(store: Any) -> list[_Job]:
             int(job.jobId()),
             str(group.get()) if group.isDefined() else NO_GROUP,
             [int(stage_ids.apply(i)) for i in range(stage_ids.size())],
-            int(job.numCompletedStages()) + int(job.numFailedStages()),
+            int(job.numCompletedStages()),
         ))
     return out
 
@@ -105,8 +106,10 @@ def by_job_group(spark: SparkSession, *, after: int | None) -> dict[str, TaskTim
     Raises :class:`IncompleteHistory` when the store has dropped some of those jobs, or a stage of
     theirs that ran. (It drops skipped stages first, and those ran nothing, so they are not missed.)
     """
-    store = _store(spark) if after is not None else None
-    if store is None or after is None:
+    if after is None:  # no mark: the session had no gateway
+        return None
+    store = _store(spark)
+    if store is None:
         return None
     jobs = [job for job in _jobs(store) if job.job_id > after]
     held = {job.job_id for job in jobs}
@@ -119,7 +122,7 @@ def by_job_group(spark: SparkSession, *, after: int | None) -> dict[str, TaskTim
     totals: dict[str, TaskTime] = {}
     for job in jobs:
         present = [stages[stage_id] for stage_id in job.stage_ids if stage_id in stages]
-        if sum(ran for _, ran in present) < job.stages_run:
+        if sum(ran for _, ran in present) < job.stages_completed:
             raise IncompleteHistory(
                 f"the status store no longer holds every stage job {job.job_id} ran; raise spark.ui.retainedStages"
             )
