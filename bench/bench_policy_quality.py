@@ -111,7 +111,7 @@ from nurture_lake.policy.scoring import Policy, allowed_mask
 from nurture_lake.policy.scoring import decide as policy_decide
 from nurture_lake.policy.trainer import TrainResult, exploration_cap, split_training_set
 from nurture_lake.policy.training_set import build_training_set
-from nurture_lake.policy.tuning import fit_with_params, trial_params
+from nurture_lake.policy.tuning import best_trial, fit_with_params, trial_params
 from nurture_lake.scoring import ScoringSettings, holdout_col
 from nurture_lake.scoring.decide import decision_id
 from nurture_lake.simulator import SimulatorConfig, World
@@ -800,7 +800,7 @@ class PolicyQualityRun:
         scored = [t for t in trials if t["objective"] == t["objective"]]  # NaN objectives are never chosen
         rho = (spearmanr([t["objective"] for t in scored], [t["served_score"] for t in scored]).statistic
                if len(scored) >= 2 else float("nan"))
-        chosen = max(trials, key=lambda t: t["objective"] if t["objective"] == t["objective"] else -np.inf)
+        chosen = best_trial(trials)
         return {"trials": trials, "spearman_objective_vs_served": float(rho),
                 "chosen_served_score": chosen["served_score"],
                 "best_served_score": max(t["served_score"] for t in trials),

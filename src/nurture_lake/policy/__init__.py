@@ -66,7 +66,6 @@ from nurture_lake.policy.training_set import (
     build_training_set,
     explicit_rewards,
     read_training_inputs,
-    time_cutoff,
     time_cutoffs,
 )
 from nurture_lake.policy.tuning import TuningFold, TuningResult, flat_params, search_space, trial_params, tune_policy
@@ -123,7 +122,6 @@ __all__ = [
     "split_training_set",
     "statistics_from_arrays",
     "sufficient_statistics",
-    "time_cutoff",
     "time_cutoffs",
     "train_policy",
     "trial_params",

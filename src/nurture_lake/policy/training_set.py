@@ -182,12 +182,6 @@ def build_training_set(
     )
 
 
-def time_cutoff(df: DataFrame, *, validation_fraction: float, time_col: str = "decided_at") -> datetime | None:
-    """The time before which ``1 - validation_fraction`` of the rows fall (exact percentile; a Spark job)."""
-    cutoffs = time_cutoffs(df, fractions=[1.0 - validation_fraction], time_col=time_col)
-    return cutoffs[0] if cutoffs else None
-
-
 def time_cutoffs(df: DataFrame, *, fractions: list[float], time_col: str = "decided_at") -> list[datetime] | None:
     """The times before which each of ``fractions`` of the rows fall (exact percentiles, one Spark job);
     ``None`` when there are no rows."""

@@ -199,8 +199,13 @@ def tune_policy(
     finally:
         for rows in slices:
             rows.unpersist()
-    best = max(history, key=lambda h: h["objective"] if h["objective"] == h["objective"] else -np.inf)
+    best = best_trial(history)
     return TuningResult(best_params=trial_params(best), best_objective=float(best["objective"]), trials=history)
+
+
+def best_trial(trials: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The entry of ``TuningResult.trials`` with the highest objective (a NaN objective is never chosen)."""
+    return max(trials, key=lambda t: t["objective"] if t["objective"] == t["objective"] else -np.inf)
 
 
 def trial_params(trial: dict[str, Any]) -> dict[str, Any]:
