@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import reduce
 from typing import Literal
 
 from pyspark.sql import DataFrame, SparkSession
@@ -203,26 +204,33 @@ class TrainingInputs:
     versions: dict[str, int]
 
 
+def _pinned_pairs(
+    spark: SparkSession, lake: Lake, regions: list[str] | None, first: str, second: str, versions: dict[str, int]
+) -> list[tuple[DataFrame, DataFrame]]:
+    """``(first, second)`` for every region that has both tables (``"layer.name"``), each read at the
+    version it has now; the versions go into ``versions``, keyed by ``region.layer.name``."""
+    pairs = []
+    for region in regions or lake.regions:
+        refs = [lake.table(region, *name.split(".")) for name in (first, second)]
+        pinned = [ref.version(spark) for ref in refs]
+        if None in pinned:
+            continue
+        versions.update({ref.label: v for ref, v in zip(refs, pinned, strict=True)})
+        a, b = (ref.read(spark, version=v) for ref, v in zip(refs, pinned, strict=True))
+        pairs.append((a, b))
+    return pairs
+
+
 def read_training_inputs(spark: SparkSession, lake: Lake, *, regions: list[str] | None = None) -> TrainingInputs | None:
     """``gold.cadence_decisions`` and ``gold.decision_outcomes`` of every region that has both.
 
     Returns ``None`` when no region has any. Versions are keyed by ``region.layer.name``.
     """
-    decisions: DataFrame | None = None
-    outcomes: DataFrame | None = None
     versions: dict[str, int] = {}
-    for region in regions or lake.regions:
-        dec_ref = lake.table(region, "gold", "cadence_decisions")
-        out_ref = lake.table(region, "gold", "decision_outcomes")
-        dec_v, out_v = dec_ref.version(spark), out_ref.version(spark)
-        if dec_v is None or out_v is None:
-            continue
-        versions[dec_ref.label], versions[out_ref.label] = dec_v, out_v
-        d, o = dec_ref.read(spark, version=dec_v), out_ref.read(spark, version=out_v)
-        decisions = d if decisions is None else decisions.unionByName(d)
-        outcomes = o if outcomes is None else outcomes.unionByName(o)
-    if decisions is None or outcomes is None:
+    pairs = _pinned_pairs(spark, lake, regions, "gold.cadence_decisions", "gold.decision_outcomes", versions)
+    if not pairs:
         return None
+    decisions, outcomes = (reduce(DataFrame.unionByName, frames) for frames in zip(*pairs))
     return TrainingInputs(decisions, outcomes, versions)
 
 
@@ -243,17 +251,10 @@ def read_lead_events(spark: SparkSession, lake: Lake, *, regions: list[str] | No
     """``silver.events`` with ``lead_id`` (identity graph) for every region that has both, and their versions."""
     from nurture_lake.identity import attach_lead_id
 
-    out: DataFrame | None = None
     versions: dict[str, int] = {}
-    for region in regions or lake.regions:
-        events_ref = lake.table(region, "silver", "events")
-        graph_ref = lake.table(region, "silver", "identity_graph")
-        ev_v, gr_v = events_ref.version(spark), graph_ref.version(spark)
-        if ev_v is None or gr_v is None:
-            continue
-        versions[events_ref.label], versions[graph_ref.label] = ev_v, gr_v
-        part = attach_lead_id(events_ref.read(spark, version=ev_v), graph_ref.read(spark, version=gr_v))
-        out = part if out is None else out.unionByName(part, allowMissingColumns=True)
+    parts = [attach_lead_id(events, graph)
+             for events, graph in _pinned_pairs(spark, lake, regions, "silver.events", "silver.identity_graph", versions)]
+    out = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parts) if parts else None
     return out, versions
 
 
