@@ -12,10 +12,12 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from nurture_lake.actions import RewardSpec
 from nurture_lake.config import NurtureConfig, parse_config
 from nurture_lake.jobs.check_guardrails import check_region
 from nurture_lake.loop import ClosedLoop, build_report
 from nurture_lake.loop.report import learned_vs_holdout
+from nurture_lake.outcomes.attribution import with_windows
 from nurture_lake.tables import Lake
 
 LINEAGE = ("decision_id", "lead_id", "region", "decided_at", "trigger", "action_id", "propensity", "action_probs",
@@ -58,9 +60,18 @@ def test_closed_loop_decisions_are_complete_guarded_and_readable_without_spark(
         pdf = table.to_pandas(columns=["decision_id", "action_id", "propensity"])
         assertDataFrameEqual(spark.createDataFrame(pdf), decisions.select("decision_id", "action_id", "propensity"))
 
-    # Outcomes exist for windows that closed (1-day window over 3 days).
-    outcomes = lake.table("us", "gold", "decision_outcomes")
-    assert outcomes.exists(spark) and outcomes.read(spark).count() > 0
+    # The outcomes are exactly the decisions whose 1-day window closed by the last tick's attribution, each
+    # with its decision's action and propensity, and a reward that is the sum of its components.
+    spec, last_now = RewardSpec.from_config(cfg), result.ticks[-1].now
+    keys = ["decision_id", "lead_id", "action_id", "propensity", "decided_at", "send_at", "window_end"]
+    for region in lake.regions:
+        decisions = lake.table(region, "gold", "cadence_decisions").read(spark)
+        closed = with_windows(decisions, reward=spec).where(F.col("window_end") <= F.lit(last_now))
+        outcomes = lake.table(region, "gold", "decision_outcomes").read(spark)
+        assert closed.count() > 0, f"{region}: no window closed in 3 days with a 1-day reward window"
+        assertDataFrameEqual(outcomes.select(keys), closed.select(keys))
+        summed = F.aggregate(F.map_values("reward_components"), F.lit(0.0), lambda acc, v: acc + v)
+        assert outcomes.where(F.abs(F.col("reward") - summed) > 1e-9).count() == 0
     report = build_report(spark, lake, notes=loop.notes())
     assert report.html_path.exists() and report.pngs
     assert all(p.name in report.html_path.read_text() for p in report.pngs)
