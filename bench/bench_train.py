@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from nurture_lake.config import PROJECT_ROOT
 from nurture_lake.policy import fit_linear_bandit, sufficient_statistics
@@ -122,33 +121,52 @@ def run(n: int = 1_000_000, *, d: int = 10, k: int = 13, seed: int = 0, vw: bool
             "best_action_accuracy": _accuracy(chosen, x_test, data["theta"]),
             "max_abs_weight_error": float(np.abs(policy.theta - data["theta"]).max()),
         }
+    fit = result["spark_fit"]
+    print(f"  d={d}: distributed fit of {n:,} rows in {', '.join(f'{t:.2f}' for t in timings)} s "
+          f"→ {fit['examples_per_s']:,.0f} examples/s, best-action accuracy {fit['best_action_accuracy']:.3f}", flush=True)
     if vw:
-        result["vowpal_wabbit"] = bench_vw(data, x_test)
-        if result["vowpal_wabbit"].get("available"):
-            result["spark_vs_vw_speedup"] = result["spark_fit"]["examples_per_s"] / result["vowpal_wabbit"]["examples_per_s"]
+        result["vowpal_wabbit"] = vw_result = bench_vw(data, x_test)
+        if vw_result.get("available"):
+            result["spark_vs_vw_speedup"] = fit["examples_per_s"] / vw_result["examples_per_s"]
+            print(f"  d={d}: Vowpal Wabbit learned in {vw_result['learn_seconds']:.1f} s (+{vw_result['format_seconds']:.1f} s "
+                  f"formatting) → {vw_result['examples_per_s']:,.0f} examples/s, best-action accuracy "
+                  f"{vw_result['best_action_accuracy']:.3f}; ratio {result['spark_vs_vw_speedup']:.2f}", flush=True)
+        else:
+            print(f"  d={d}: Vowpal Wabbit not available ({vw_result['error']})", flush=True)
     return result
+
+
+def product_context_length() -> int:
+    """Slots of the context vector the default feature configuration builds (``conf/local.yaml``)."""
+    from nurture_lake.config import load_config
+    from nurture_lake.features import FeatureSettings, context_columns
+
+    cfg = load_config("local")
+    return len(context_columns(FeatureSettings.from_config(cfg), regions=list(cfg.regions)))
+
+
+def bench(scale: float = 1.0) -> list[dict[str, Any]]:
+    """``make bench`` entry: 1M logged decisions, the distributed fit vs Vowpal Wabbit, with 10 features and with
+    the product's context length."""
+    return [run(int(1_000_000 * scale), d=d) for d in (10, product_context_length())]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_train", description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000, help="logged decisions (default 1,000,000)")
-    parser.add_argument("--dim", type=int, default=10, help="context length incl. bias (default 10)")
+    parser.add_argument("--dim", type=int, nargs="+", default=[10],
+                        help="context lengths incl. bias, one run each (default 10; the product's is "
+                             f"{product_context_length()})")
     parser.add_argument("--actions", type=int, default=13, help="number of actions (default 13)")
     parser.add_argument("--no-vw", action="store_true", help="skip the Vowpal Wabbit baseline")
     args = parser.parse_args(argv)
-    result = run(args.rows, d=args.dim, k=args.actions, vw=not args.no_vw)
+    results = [run(args.rows, d=d, k=args.actions, vw=not args.no_vw) for d in args.dim]
     out = PROJECT_ROOT / ".bench" / "bench_train.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    print(pd.Series({"spark examples/s": result["spark_fit"]["examples_per_s"],
-                     "vw examples/s": result.get("vowpal_wabbit", {}).get("examples_per_s")}).to_string())
+    out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
     main()
 
-
-def bench(scale: float = 1.0) -> dict[str, Any]:
-    """``make bench`` entry: 1M logged decisions, the distributed fit vs Vowpal Wabbit."""
-    return run(int(1_000_000 * scale))

@@ -278,10 +278,11 @@ def test_spark_scoring_path_draws_with_the_logged_propensities(spark: SparkSessi
 # ---------------------------------------------------------------- distributed fit
 
 
-@pytest.mark.parametrize("weighted", [False, True])
-def test_distributed_fit_equals_numpy_ridge(spark: SparkSession, weighted: bool) -> None:
+@pytest.mark.parametrize(("weighted", "d"), [(False, 5), (True, 5), (False, 64)])
+def test_distributed_fit_equals_numpy_ridge(spark: SparkSession, weighted: bool, d: int) -> None:
+    # d = 64: an action's 4,163 partial sums span two of the blocks Spark adds up, from four partitions.
     rng = np.random.default_rng(4)
-    n, d, lam = 1500, 5, 0.7
+    n, lam = 1500, 0.7
     x = np.c_[np.ones(n), rng.normal(size=(n, d - 1))]
     a = rng.integers(0, 3, n)
     r = rng.normal(size=n) + x[:, 1]

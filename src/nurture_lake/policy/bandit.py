@@ -2,7 +2,8 @@
 
 Training is distributed: every partition turns its logged decisions into per-action partial sums
 (``XᵀWX``, ``XᵀWr``, ``Σw r²``, counts) with numpy inside ``mapInArrow`` (zero-copy context matrices); Spark adds the partials
-(a ``posexplode`` + ``groupBy`` sum, so the reduce is a cluster aggregation too) and only the
+(each action's vector cut into blocks of ``_BLOCK`` values, summed element-wise per block by a ``groupBy``, so
+the reduce is a cluster aggregation too and moves a few rows per action, not one per number) and only the
 ``k × (d² + d + 3)`` totals reach the driver, where each action's system is solved:
 
     A_a = λI + Σ w x xᵀ,   b_a = λ μ0_a + Σ w r x,   θ_a = A_a⁻¹ b_a,   Cov(θ_a) = σ² A_a⁻¹
@@ -31,16 +32,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, DoubleType, StringType, StructField, StructType
+from pyspark.sql.types import ArrayType, DoubleType, IntegerType, StringType, StructField, StructType
 
 from nurture_lake.policy.exploration import ExplorationParams, action_probabilities, thompson_noise
 
 _PARTIAL_SCHEMA = StructType([
     StructField("action", StringType(), False),
-    StructField("stats", ArrayType(DoubleType(), False), False),
+    StructField("block", IntegerType(), False),
+    StructField("values", ArrayType(DoubleType(), False), False),
 ])
 # Layout of a partial-sum vector: [count, weight_sum, Σ w r², XᵀWr (d), XᵀWX (d², row-major)].
 _HEAD = 3
+# Values per shuffled row of partial sums: 127 context slots make 16,259 values an action, four rows.
+_BLOCK = 4096
 
 
 @dataclass(frozen=True)
@@ -125,20 +129,38 @@ def sufficient_statistics(
             for action, vec in partial_statistics(x, acts, rewards, w).items():
                 totals[action] = totals[action] + vec if action in totals else vec
         if totals:
-            yield pa.RecordBatch.from_arrays(
-                [pa.array(list(totals), pa.string()), pa.array([v.tolist() for v in totals.values()],
-                                                               pa.list_(pa.float64()))],
-                names=["action", "stats"],
-            )
+            yield _blocks_batch(totals)
 
+    partials = source.mapInArrow(_partials, _PARTIAL_SCHEMA)
+    rest = F.slice("parts", F.lit(2), F.size("parts") - 1)
     summed = (
-        source.mapInArrow(_partials, _PARTIAL_SCHEMA)
-        .select("action", F.posexplode("stats").alias("pos", "value"))
-        .groupBy("action", "pos")
-        .agg(F.sum("value").alias("value"))
+        partials.groupBy("action", "block")
+        .agg(F.collect_list("values").alias("parts"))
+        .select("action", "block", F.aggregate(rest, F.col("parts")[0],
+                                               lambda acc, v: F.zip_with(acc, v, lambda a, b: a + b)).alias("values"))
         .collect()
     )
-    return _assemble(known, summed)
+    blocks: dict[str, dict[int, list[float]]] = {}
+    for row in summed:
+        blocks.setdefault(row["action"], {})[int(row["block"])] = row["values"]
+    vectors = {a: np.concatenate([np.asarray(parts[b], dtype=np.float64) for b in sorted(parts)])
+               for a, parts in blocks.items()}
+    return _assemble(known, vectors)
+
+
+def _blocks_batch(totals: dict[str, np.ndarray]) -> pa.RecordBatch:
+    """One row per ``_BLOCK`` values of each action's partial-sum vector (``_PARTIAL_SCHEMA``)."""
+    actions, blocks, chunks = [], [], []
+    for action, vec in totals.items():
+        for block, start in enumerate(range(0, len(vec), _BLOCK)):
+            actions.append(action)
+            blocks.append(block)
+            chunks.append(vec[start:start + _BLOCK])
+    offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int32)
+    values = pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.concatenate(chunks), pa.float64()))
+    return pa.RecordBatch.from_arrays(
+        [pa.array(actions, pa.string()), pa.array(blocks, pa.int32()), values], names=["action", "block", "values"]
+    )
 
 
 def _context_matrix(column: pa.Array) -> np.ndarray:
@@ -152,22 +174,23 @@ def _context_matrix(column: pa.Array) -> np.ndarray:
     return values.reshape(len(column), int(lengths[0]) if lengths.size else 0)
 
 
-def _assemble(action_ids: list[str], rows: list[Any]) -> SufficientStats:
-    by_action: dict[str, dict[int, float]] = {}
-    for row in rows:
-        by_action.setdefault(row["action"], {})[int(row["pos"])] = float(row["value"])
-    lengths = {len(v) for v in by_action.values()}
+def _assemble(action_ids: list[str], vectors: dict[str, np.ndarray], dim: int | None = None) -> SufficientStats:
+    """Totals from each action's summed partial-sum vector (actions without one get zeros; ``dim`` is
+    needed only when no action has one)."""
+    lengths = {len(v) for v in vectors.values()}
     if len(lengths) > 1:
         raise ValueError("context vectors of different lengths in the training data")
-    length = lengths.pop() if lengths else _HEAD + 2
-    dim = int(round((-1 + np.sqrt(1 + 4 * (length - _HEAD))) / 2))
-    if _HEAD + dim + dim * dim != length:
-        raise ValueError("malformed sufficient statistics")
+    if lengths:
+        length = lengths.pop()
+        dim = int(round((-1 + np.sqrt(1 + 4 * (length - _HEAD))) / 2))
+        if _HEAD + dim + dim * dim != length:
+            raise ValueError("malformed sufficient statistics")
+    dim = dim or 1
     k = len(action_ids)
-    vec = np.zeros((k, length))
+    vec = np.zeros((k, _HEAD + dim + dim * dim))
     for i, action in enumerate(action_ids):
-        for pos, value in by_action.get(action, {}).items():
-            vec[i, pos] = value
+        if action in vectors:
+            vec[i] = vectors[action]
     return SufficientStats(
         action_ids=tuple(action_ids),
         counts=vec[:, 0].round().astype(np.int64),
@@ -193,11 +216,8 @@ def statistics_from_arrays(
     props = np.ones(len(rewards)) if propensities is None else np.asarray(propensities, dtype=np.float64)
     w = _weights(props, importance_weighting, max_importance_weight)
     partial = partial_statistics(contexts, np.asarray(actions), np.asarray(rewards, dtype=np.float64), w)
-    rows = [{"action": a, "pos": i, "value": v} for a, vec in partial.items() for i, v in enumerate(vec)]
-    if not rows:
-        d = contexts.shape[1]
-        rows = [{"action": "__none__", "pos": i, "value": 0.0} for i in range(_HEAD + d + d * d)]
-    return _assemble(list(action_ids), rows)
+    known = list(action_ids)
+    return _assemble(known, {a: v for a, v in partial.items() if a in known}, dim=contexts.shape[1])
 
 
 @dataclass
