@@ -129,10 +129,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         shutil.rmtree(PROJECT_ROOT / ".bench" / "features", ignore_errors=True)
 
 
-if __name__ == "__main__":
-    main()
-
-
 def bench(scale: float = 1.0) -> list[dict[str, Any]]:
     """``make bench`` entry: 100k leads × 5M events at 1×, 2×, 4× (scale multiplies the base size)."""
     return [run(int(100_000 * scale), int(5_000_000 * scale), s) for s in (1, 2, 4)]
+
+
+if __name__ == "__main__":
+    main()

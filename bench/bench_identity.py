@@ -98,10 +98,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     run(args.edges, scales=args.scales)
 
 
-if __name__ == "__main__":
-    main()
-
-
 def bench(scale: float = 1.0) -> list[BenchRow]:
     """``make bench`` entry: 1M edges at 1×, 2×, 4× (scale multiplies the base size)."""
     return run(int(1_000_000 * scale))
+
+
+if __name__ == "__main__":
+    main()

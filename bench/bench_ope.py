@@ -84,6 +84,7 @@ def synthetic_logged(spark: SparkSession, n_rows: int, *, seed: int = 11) -> Dat
 def _materialise(spark: SparkSession, n_rows: int) -> DataFrame:
     path = BENCH_DIR / f"ope_{n_rows}.parquet"
     if not (path / "_SUCCESS").exists():
+        print(f"  writing {n_rows:,} synthetic logged rows to {path} (kept for later runs)", flush=True)
         synthetic_logged(spark, n_rows).write.mode("overwrite").parquet(str(path))
     return spark.read.parquet(str(path))
 
@@ -105,7 +106,9 @@ def run(n_rows: int = 10_000_000, n_bootstrap: int = 1000) -> dict[str, object]:
     logged = _materialise(spark, n_rows)
     _timed(logged.limit(min(n_rows, 50_000)), min(n_bootstrap, 10))  # warm-up: JIT, Python workers
     baseline_s, _ = _timed(logged, 0)
+    print(f"  point estimates on {n_rows:,} rows: {baseline_s:.1f} s; now with {n_bootstrap:,} resamples", flush=True)
     full_s, estimates = _timed(logged, n_bootstrap)
+    print(f"  with {n_bootstrap:,} resamples: {full_s:.1f} s", flush=True)
     report: dict[str, object] = {
         "n_rows": n_rows,
         "n_bootstrap": n_bootstrap,
@@ -122,6 +125,11 @@ def run(n_rows: int = 10_000_000, n_bootstrap: int = 1000) -> dict[str, object]:
     return report
 
 
+def bench(scale: float = 1.0) -> dict[str, object]:
+    """``make bench`` entry: 10M rows × 1000 resamples at scale 1."""
+    return run(int(10_000_000 * scale), n_bootstrap=1000)
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m bench.bench_ope --rows N --bootstrap B``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -133,8 +141,3 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-
-
-def bench(scale: float = 1.0) -> dict[str, object]:
-    """``make bench`` entry: 10M rows × 1000 resamples at scale 1."""
-    return run(int(10_000_000 * scale), n_bootstrap=1000)

@@ -350,8 +350,11 @@ def latency(
             at = _land(lake.landing(LATENCY_REGION), f"latency-{f:03d}.jsonl", lines)
             if f == 0:
                 _wait("the warm-up file's decisions", lambda: set(triggers) <= _decided(decisions_path), 600, logs)
+                print(f"  latency: warm-up file decided; landing {files} files, one every {interval_s:g} s", flush=True)
                 continue
             landed.update({t: at for t in triggers})
+            if f % 5 == 0 or f == files:
+                print(f"  latency: landed file {f}/{files}", flush=True)
             time.sleep(interval_s)
         _wait("every decision", lambda: set(landed) <= _decided(decisions_path), max(600.0, 10 * interval_s), logs)
     finally:
