@@ -17,6 +17,8 @@ from pyspark.sql import Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from bench import bench_kafka
+from bench.bench_ingest import bench_config
 from nurture_lake.config import NurtureConfig
 from nurture_lake.devtools import KafkaBroker
 from nurture_lake.ingest import IngestTables, kafka_stream, run_ingest
@@ -141,3 +143,16 @@ def _wait_for(condition: object, timeout_s: float) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"condition not met within {timeout_s} s")
+
+
+def test_kafka_benchmark_ingests_the_same_events_from_files_and_from_kafka(spark: SparkSession, tmp_path: Path) -> None:
+    root = tmp_path / "bench"
+    result = bench_kafka.run(4_000, root=root)
+    cols = ["event_id", "event_type", "occurred_at", "region", F.to_json("identifiers").alias("identifiers"), "channel",
+            "decision_id", F.to_json("properties").alias("properties"), "schema_version"]  # all but the lineage
+    silver = {name: Lake(bench_config(root.resolve() / name)).table("us", "silver", "events").read(spark).select(cols)
+              for name in ("files", "kafka", "files_warm")}
+    assert silver["files"].count() == result["silver_files"] > 1_000
+    assertDataFrameEqual(silver["kafka"], silver["files"])
+    assertDataFrameEqual(silver["files_warm"], silver["files"])
+    assert result["ratio_kafka_vs_files"] == round(result["file_ingest_s"] / result["kafka_ingest_s"], 3)
