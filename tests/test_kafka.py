@@ -155,4 +155,5 @@ def test_kafka_benchmark_ingests_the_same_events_from_files_and_from_kafka(spark
     assert silver["files"].count() == result["silver_files"] > 1_000
     assertDataFrameEqual(silver["kafka"], silver["files"])
     assertDataFrameEqual(silver["files_warm"], silver["files"])
-    assert result["ratio_kafka_vs_files"] == round(result["file_ingest_s"] / result["kafka_ingest_s"], 3)
+    # The ratio is of the unrounded times: the warm file ingest's over Kafka's.
+    assert result["ratio_kafka_vs_files"] == pytest.approx(result["file_ingest_s"] / result["kafka_ingest_s"], rel=0.01)
