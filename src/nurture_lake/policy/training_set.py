@@ -205,11 +205,12 @@ class TrainingInputs:
 
 
 def _pinned_pairs(
-    spark: SparkSession, lake: Lake, regions: list[str] | None, first: str, second: str, versions: dict[str, int]
-) -> list[tuple[DataFrame, DataFrame]]:
+    spark: SparkSession, lake: Lake, regions: list[str] | None, first: str, second: str
+) -> tuple[list[tuple[DataFrame, DataFrame]], dict[str, int]]:
     """``(first, second)`` for every region that has both tables (``"layer.name"``), each read at the
-    version it has now; the versions go into ``versions``, keyed by ``region.layer.name``."""
-    pairs = []
+    version it has now, and those versions keyed by ``region.layer.name``."""
+    pairs: list[tuple[DataFrame, DataFrame]] = []
+    versions: dict[str, int] = {}
     for region in regions or lake.regions:
         refs = [lake.table(region, *name.split(".")) for name in (first, second)]
         pinned = [ref.version(spark) for ref in refs]
@@ -218,7 +219,7 @@ def _pinned_pairs(
         versions.update({ref.label: v for ref, v in zip(refs, pinned, strict=True)})
         a, b = (ref.read(spark, version=v) for ref, v in zip(refs, pinned, strict=True))
         pairs.append((a, b))
-    return pairs
+    return pairs, versions
 
 
 def read_training_inputs(spark: SparkSession, lake: Lake, *, regions: list[str] | None = None) -> TrainingInputs | None:
@@ -226,8 +227,7 @@ def read_training_inputs(spark: SparkSession, lake: Lake, *, regions: list[str] 
 
     Returns ``None`` when no region has any. Versions are keyed by ``region.layer.name``.
     """
-    versions: dict[str, int] = {}
-    pairs = _pinned_pairs(spark, lake, regions, "gold.cadence_decisions", "gold.decision_outcomes", versions)
+    pairs, versions = _pinned_pairs(spark, lake, regions, "gold.cadence_decisions", "gold.decision_outcomes")
     if not pairs:
         return None
     decisions, outcomes = (reduce(DataFrame.unionByName, frames) for frames in zip(*pairs))
@@ -251,9 +251,8 @@ def read_lead_events(spark: SparkSession, lake: Lake, *, regions: list[str] | No
     """``silver.events`` with ``lead_id`` (identity graph) for every region that has both, and their versions."""
     from nurture_lake.identity import attach_lead_id
 
-    versions: dict[str, int] = {}
-    parts = [attach_lead_id(events, graph)
-             for events, graph in _pinned_pairs(spark, lake, regions, "silver.events", "silver.identity_graph", versions)]
+    pairs, versions = _pinned_pairs(spark, lake, regions, "silver.events", "silver.identity_graph")
+    parts = [attach_lead_id(events, graph) for events, graph in pairs]
     out = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parts) if parts else None
     return out, versions
 
