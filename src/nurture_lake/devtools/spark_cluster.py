@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -30,8 +31,6 @@ from pathlib import Path
 from types import TracebackType
 
 import pyspark
-
-from nurture_lake.devtools.kafka_broker import free_port
 
 __all__ = ["SPARK_HOME", "SparkStandaloneCluster", "SubmitResult"]
 
@@ -81,9 +80,7 @@ class SparkStandaloneCluster:
         self.memory = memory
         self.daemon_heap = daemon_heap
         self.start_timeout_s = start_timeout_s
-        self.port = free_port()
-        self.master_ui_port = free_port()
-        self.worker_ui_port = free_port()
+        self._master_url: str | None = None
         self._java = shutil.which("java") or "java"
         self._master: subprocess.Popen[bytes] | None = None
         self._worker: subprocess.Popen[bytes] | None = None
@@ -91,8 +88,10 @@ class SparkStandaloneCluster:
 
     @property
     def master_url(self) -> str:
-        """``spark://127.0.0.1:<port>``."""
-        return f"spark://127.0.0.1:{self.port}"
+        """``spark://127.0.0.1:<port>``: the port the master bound and logged (known once :meth:`start` ran)."""
+        if self._master_url is None:
+            raise RuntimeError("the cluster has no master yet: call start() first")
+        return self._master_url
 
     @property
     def spark_submit(self) -> Path:
@@ -134,15 +133,27 @@ class SparkStandaloneCluster:
             # Own process group: stop() can end the daemon and everything it launched (executors).
             return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env(), start_new_session=True)
 
-    def _wait_for(self, log: Path, needle: str, proc: subprocess.Popen[bytes], what: str) -> None:
+    def _wait_for(self, log: Path, pattern: str, what: str) -> re.Match[str]:
+        """Poll ``log`` until ``pattern`` matches; fail early if a daemon exits, with both logs' tails."""
+        needle = re.compile(pattern)
         deadline = time.time() + self.start_timeout_s
         while time.time() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{what} exited with {proc.returncode}; see {log}")
-            if log.exists() and needle in log.read_text(errors="replace"):
-                return
+            for name, proc in (("master", self._master), ("worker", self._worker)):
+                if proc is not None and proc.poll() is not None:
+                    raise RuntimeError(f"{what}: the {name} exited with {proc.returncode}\n{self._log_tails()}")
+            found = needle.search(log.read_text(errors="replace")) if log.exists() else None
+            if found:
+                return found
             time.sleep(0.3)
-        raise RuntimeError(f"{what} not ready within {self.start_timeout_s} s (no {needle!r} in {log})")
+        raise RuntimeError(f"{what}: not ready within {self.start_timeout_s} s (no {pattern!r} in {log})\n"
+                           f"{self._log_tails()}")
+
+    def _log_tails(self, lines: int = 15) -> str:
+        tails = []
+        for log in (self.master_log, self.worker_log):
+            text = log.read_text(errors="replace").splitlines()[-lines:] if log.exists() else ["(no log)"]
+            tails.append(f"--- last lines of {log} ---\n" + "\n".join(text))
+        return "\n".join(tails)
 
     def start(self) -> SparkStandaloneCluster:
         """Start the master, then the worker; return once the master's log says the worker registered.
@@ -153,19 +164,24 @@ class SparkStandaloneCluster:
             (self.workdir / folder).mkdir(parents=True, exist_ok=True)
         atexit.register(self.stop)  # last resort when no one calls stop() (an interpreter exiting normally)
         try:
+            # Port 0 everywhere: each daemon binds a port the OS picks at bind time, so no other process can
+            # take it between choosing and binding (a master that finds its port taken moves to the next one,
+            # and a worker sent to the old one never registers). The master logs the URL it bound.
             self._master = self._daemon(
                 "org.apache.spark.deploy.master.Master",
-                "--host", "127.0.0.1", "--port", str(self.port), "--webui-port", str(self.master_ui_port),
+                "--host", "127.0.0.1", "--port", "0", "--webui-port", "0",
                 log=self.master_log,
             )
-            self._wait_for(self.master_log, "I have been elected leader", self._master, "Spark master")
+            self._master_url = self._wait_for(
+                self.master_log, r"Starting Spark master at (spark://127\.0\.0\.1:\d+)", "Spark master").group(1)
+            self._wait_for(self.master_log, r"I have been elected leader", "Spark master")
             self._worker = self._daemon(
-                "org.apache.spark.deploy.worker.Worker", self.master_url,
+                "org.apache.spark.deploy.worker.Worker", self._master_url,
                 "--host", "127.0.0.1", "--cores", str(self.cores), "--memory", self.memory,
-                "--webui-port", str(self.worker_ui_port), "--work-dir", str(self.workdir / "work"),
+                "--webui-port", "0", "--work-dir", str(self.workdir / "work"),
                 log=self.worker_log,
             )
-            self._wait_for(self.master_log, "Registering worker 127.0.0.1", self._master, "Spark worker registration")
+            self._wait_for(self.master_log, r"Registering worker 127\.0\.0\.1", "Spark worker registration")
         except BaseException:
             self.stop()
             raise
