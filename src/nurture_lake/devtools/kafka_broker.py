@@ -104,6 +104,10 @@ class KafkaBroker:
     def start(self) -> KafkaBroker:
         """Start the broker (formatting its storage the first time) and wait until it accepts connections."""
         if not self._config.exists():
+            # The ports were chosen when this object was made; another process may hold one by now.
+            # (A restart keeps its ports: the controller quorum and the clients know them.)
+            while _port_open(self.port) or _port_open(self.controller_port):
+                self.port, self.controller_port = free_port(), free_port()
             self._write_config()
             self._format()
         log = (self.workdir / "broker.log").open("ab")
