@@ -1,0 +1,55 @@
+"""The README's job table stays true: every job is in it, with every option its parser defines."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nurture_lake.cli import main
+from nurture_lake.jobs import JOBS
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+COMMON = {"-h", "--help", "--env", "--set", "--master"}  # the paragraph above the table names these
+
+
+def _job_rows() -> dict[str, str]:
+    section = README.read_text().split("## Jobs", 1)[1].split("\n## ", 1)[0]
+    return {found.group(1): line for line in section.splitlines() if (found := re.match(r"\| `([a-z-]+)` \|", line))}
+
+
+def _options(job: str) -> set[str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exited:
+        main([job, "--help"])
+    assert exited.value.code == 0, out.getvalue()
+    return set(re.findall(r"(?<![\w-])--?[a-z][a-z-]*", out.getvalue().split("options:", 1)[1])) - COMMON
+
+
+def test_the_job_table_lists_exactly_the_jobs_the_console_script_runs() -> None:
+    assert sorted(_job_rows()) == sorted(JOBS)
+
+
+@pytest.mark.parametrize("job", sorted(JOBS))
+def test_every_option_of_a_job_is_in_its_readme_row(job: str) -> None:
+    row = _job_rows()[job]
+    missing = sorted(option for option in _options(job) if not re.search(rf"`[^`]*{re.escape(option)}\b", row))
+    assert missing == [], f"README's `{job}` row lacks {missing}"
+
+
+def _tree_lines() -> list[str]:
+    return README.read_text().split("## Folder tree", 1)[1].split("```", 2)[1].splitlines()
+
+
+def test_the_folder_tree_has_a_line_for_every_folder_of_the_checkout_and_every_subpackage() -> None:
+    root = README.parent
+    tracked = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout.split()
+    folders = {path.split("/", 1)[0] + "/" for path in tracked if "/" in path}
+    packages = {p.parent.name + "/" for p in (root / "src" / "nurture_lake").glob("*/__init__.py")}
+    named = {line.split()[0] for line in _tree_lines() if line.strip()}
+    assert sorted(folders - {"src/"} - named) == [] and "src/nurture_lake/" in named
+    assert sorted(packages - named) == []
