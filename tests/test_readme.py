@@ -53,3 +53,14 @@ def test_the_folder_tree_has_a_line_for_every_folder_of_the_checkout_and_every_s
     named = {line.split()[0] for line in _tree_lines() if line.strip()}
     assert sorted(folders - {"src/"} - named) == [] and "src/nurture_lake/" in named
     assert sorted(packages - named) == []
+
+
+def test_the_table_contracts_name_every_table_the_library_writes() -> None:
+    section = README.read_text().split("## Table contracts", 1)[1].split("\n## ", 1)[0]
+    listed = {found.group(1).removeprefix("global.") for line in section.splitlines()
+              if (found := re.match(r"\| `([a-z_.]+)` \|", line))}
+    source = "\n".join(p.read_text() for p in (README.parent / "src" / "nurture_lake").rglob("*.py"))
+    written = {f"{layer}.{name}" for layer, name in
+               re.findall(r"\.table\([^,()]+, \"(bronze|silver|gold|ops)\", \"([a-z_]+)\"\)", source)}
+    assert len(written) > 15  # the pattern still finds the library's tables
+    assert sorted(written - listed) == []
