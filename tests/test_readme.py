@@ -12,6 +12,7 @@ import pytest
 
 from nurture_lake.cli import main
 from nurture_lake.jobs import JOBS
+from nurture_lake.schemas import GOLD_CADENCE_DECISIONS, QuarantineReason
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 COMMON = {"-h", "--help", "--env", "--set", "--master"}  # the paragraph above the table names these
@@ -64,3 +65,11 @@ def test_the_table_contracts_name_every_table_the_library_writes() -> None:
                re.findall(r"\.table\([^,()]+, \"(bronze|silver|gold|ops)\", \"([a-z_]+)\"\)", source)}
     assert len(written) > 15  # the pattern still finds the library's tables
     assert sorted(written - listed) == []
+
+
+def test_the_decision_row_and_the_quarantine_reasons_are_the_schemas() -> None:
+    section = README.read_text().split("## Table contracts", 1)[1].split("\n## ", 1)[0]
+    decision = section.split("A **decision row**", 1)[1].split("\n\n", 1)[0]
+    reasons = section.split("Quarantine reasons:", 1)[1].split("\n\n", 1)[0]
+    assert re.findall(r"`([a-z_]+)`", decision) == GOLD_CADENCE_DECISIONS.fieldNames()
+    assert sorted(re.findall(r"`([a-z_]+)`", reasons)) == sorted(QuarantineReason.ALL)
