@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
+import inspect
 import io
+import pkgutil
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
+
+import nurture_lake
 
 from nurture_lake.cli import main
 from nurture_lake.jobs import JOBS
@@ -73,3 +79,15 @@ def test_the_decision_row_and_the_quarantine_reasons_are_the_schemas() -> None:
     reasons = section.split("Quarantine reasons:", 1)[1].split("\n\n", 1)[0]
     assert re.findall(r"`([a-z_]+)`", decision) == GOLD_CADENCE_DECISIONS.fieldNames()
     assert sorted(re.findall(r"`([a-z_]+)`", reasons)) == sorted(QuarantineReason.ALL)
+
+
+def test_every_configuration_field_is_documented_in_its_model() -> None:
+    """The README sends readers to the pydantic models: each field there carries its description."""
+    models = set()
+    for module in pkgutil.walk_packages(nurture_lake.__path__, "nurture_lake."):
+        for obj in vars(importlib.import_module(module.name)).values():
+            if inspect.isclass(obj) and issubclass(obj, BaseModel) and obj.__module__ == module.name:
+                models.add(obj)
+    fields = [(model, name, info) for model in models for name, info in model.model_fields.items()]
+    assert len(fields) > 150  # every section's model was found
+    assert sorted(f"{m.__module__}.{m.__name__}.{name}" for m, name, info in fields if not info.description) == []

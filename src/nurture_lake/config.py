@@ -181,11 +181,17 @@ class NurtureConfig(_Frozen):
     regions: dict[str, RegionConfig]
     """Regions by code (``us``, ``eu``, ...). Personal data stays under its region's root."""
     storage: StorageConfig = StorageConfig()
+    """Where the tables live: paths under a lake root, or catalog names."""
     privacy: PrivacyConfig = PrivacyConfig()
+    """The pseudonym key's environment variable and its labelled development default."""
     spark: SparkConfig = SparkConfig()
+    """The session ``get_spark()`` builds when none is active."""
     ingest: IngestConfig = IngestConfig()
+    """Ingestion: files per batch, trigger interval, timestamp skew, schema versions, duplicate lookback."""
     kafka: KafkaConfig = KafkaConfig()
+    """The Kafka source of ``ingest --source kafka``."""
     mlflow: MlflowConfig = MlflowConfig()
+    """Tracking and registry: a local store by default, any MLflow server or Databricks by URI."""
     extra: dict[str, Any] = Field(default_factory=dict)
     """Sections owned by later modules (simulator, policy, guardrails, ...), validated by them."""
 

@@ -69,6 +69,7 @@ class DeploySettings(_Frozen):
     jobs_root: str = "/Workspace/Shared/nurture_lake/files"
     """``spark_python`` only: folder holding the checkout's ``jobs/<job>.py`` files."""
     names: JobNames = JobNames()
+    """The three jobs' names on Databricks (deploy creates or updates by name)."""
     cluster: ClusterSettings = ClusterSettings()
     """Cluster of the streaming and governance jobs."""
     learning_cluster: ClusterSettings = ClusterSettings(spark_version="17.3.x-cpu-ml-scala2.13")
