@@ -1,4 +1,4 @@
-"""The README's job table stays true: every job is in it, with every option its parser defines."""
+"""The README stays true: jobs and their options, the folder tree, the table contracts, documented configuration."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import pytest
 from pydantic import BaseModel
 
 import nurture_lake
-
 from nurture_lake.cli import main
 from nurture_lake.jobs import JOBS
 from nurture_lake.schemas import GOLD_CADENCE_DECISIONS, QuarantineReason
