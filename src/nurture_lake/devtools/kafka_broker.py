@@ -89,8 +89,24 @@ class KafkaBroker:
         }
         self._config.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
 
+    @property
+    def _log_config(self) -> Path:
+        return self.workdir / "log4j2.properties"
+
+    def _write_log_config(self) -> None:
+        """INFO and above to stdout (that is, broker.log): a start that fails says why there."""
+        self._log_config.write_text(
+            "appender.out.type = Console\n"
+            "appender.out.name = out\n"
+            "appender.out.layout.type = PatternLayout\n"
+            "appender.out.layout.pattern = [%d] %p %m (%c)%n\n"
+            "rootLogger.level = INFO\n"
+            "rootLogger.appenderRef.out.ref = out\n"
+        )
+
     def _java_cmd(self, main_class: str, *args: str) -> list[str]:
-        return [self._java, "-Xmx512m", "-XX:+UseSerialGC", "-cp", self._classpath(), main_class, *args]
+        return [self._java, "-Xmx512m", "-XX:+UseSerialGC", f"-Dlog4j2.configurationFile={self._log_config}",
+                "-cp", self._classpath(), main_class, *args]
 
     def _format(self) -> None:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -109,6 +125,7 @@ class KafkaBroker:
             while _port_open(self.port) or _port_open(self.controller_port):
                 self.port, self.controller_port = free_port(), free_port()
             self._write_config()
+            self._write_log_config()
             self._format()
         log = (self.workdir / "broker.log").open("ab")
         self._proc = subprocess.Popen(
@@ -118,7 +135,9 @@ class KafkaBroker:
         deadline = time.time() + self.start_timeout_s
         while time.time() < deadline:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"Kafka broker exited with {self._proc.returncode}; see {self.workdir / 'broker.log'}")
+                tail = "\n".join((self.workdir / "broker.log").read_text(errors="replace").splitlines()[-15:])
+                raise RuntimeError(f"Kafka broker exited with {self._proc.returncode}; last lines of "
+                                   f"{self.workdir / 'broker.log'}:\n{tail}")
             if _port_open(self.port):
                 return self
             time.sleep(0.3)
