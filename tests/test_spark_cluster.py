@@ -35,3 +35,20 @@ def test_a_worker_that_exits_fails_the_start_at_once_with_its_log(tmp_path: Path
         cluster.start()
     assert "Usage: Worker [options] <master>" in str(failed.value)  # the worker's own complaint, from its log
     assert not cluster.running  # the master was stopped too
+
+
+def test_a_second_start_in_the_same_folder_reads_only_its_own_log_lines(tmp_path: Path) -> None:
+    first = SparkStandaloneCluster(tmp_path / "cluster", memory="512m")
+    try:
+        first_url = first.start().master_url
+    finally:
+        first.stop()
+    second = SparkStandaloneCluster(tmp_path / "cluster", memory="512m")  # same master.log, appended to
+    try:
+        second_url = second.start().master_url
+        started = re.findall(r"Starting Spark master at (\S+)", second.master_log.read_text())
+        assert started == [first_url, second_url]  # both masters' lines are in the log; the second start read its own
+        with socket.create_connection(("127.0.0.1", int(second_url.rsplit(":", 1)[1])), timeout=5):
+            pass
+    finally:
+        second.stop()

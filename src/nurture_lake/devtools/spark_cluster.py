@@ -133,15 +133,16 @@ class SparkStandaloneCluster:
             # Own process group: stop() can end the daemon and everything it launched (executors).
             return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env(), start_new_session=True)
 
-    def _wait_for(self, log: Path, pattern: str, what: str) -> re.Match[str]:
-        """Poll ``log`` until ``pattern`` matches; fail early if a daemon exits, with both logs' tails."""
+    def _wait_for(self, log: Path, pattern: str, what: str, *, since: int = 0) -> re.Match[str]:
+        """Poll ``log`` (from character ``since``) until ``pattern`` matches; fail early, with both logs'
+        tails, if a daemon exits."""
         needle = re.compile(pattern)
         deadline = time.time() + self.start_timeout_s
         while time.time() < deadline:
             for name, proc in (("master", self._master), ("worker", self._worker)):
                 if proc is not None and proc.poll() is not None:
                     raise RuntimeError(f"{what}: the {name} exited with {proc.returncode}\n{self._log_tails()}")
-            found = needle.search(log.read_text(errors="replace")) if log.exists() else None
+            found = needle.search(log.read_text(errors="replace"), since) if log.exists() else None
             if found:
                 return found
             time.sleep(0.3)
@@ -167,21 +168,25 @@ class SparkStandaloneCluster:
             # Port 0 everywhere: each daemon binds a port the OS picks at bind time, so no other process can
             # take it between choosing and binding (a master that finds its port taken moves to the next one,
             # and a worker sent to the old one never registers). The master logs the URL it bound.
+            # The logs are appended to: only what this start writes counts.
+            since = len(self.master_log.read_text(errors="replace")) if self.master_log.exists() else 0
             self._master = self._daemon(
                 "org.apache.spark.deploy.master.Master",
                 "--host", "127.0.0.1", "--port", "0", "--webui-port", "0",
                 log=self.master_log,
             )
             self._master_url = self._wait_for(
-                self.master_log, r"Starting Spark master at (spark://127\.0\.0\.1:\d+)", "Spark master").group(1)
-            self._wait_for(self.master_log, r"I have been elected leader", "Spark master")
+                self.master_log, r"Starting Spark master at (spark://127\.0\.0\.1:\d+)", "Spark master",
+                since=since).group(1)
+            self._wait_for(self.master_log, r"I have been elected leader", "Spark master", since=since)
             self._worker = self._daemon(
                 "org.apache.spark.deploy.worker.Worker", self._master_url,
                 "--host", "127.0.0.1", "--cores", str(self.cores), "--memory", self.memory,
                 "--webui-port", "0", "--work-dir", str(self.workdir / "work"),
                 log=self.worker_log,
             )
-            self._wait_for(self.master_log, r"Registering worker 127\.0\.0\.1", "Spark worker registration")
+            self._wait_for(self.master_log, r"Registering worker 127\.0\.0\.1", "Spark worker registration",
+                           since=since)
         except BaseException:
             self.stop()
             raise
