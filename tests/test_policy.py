@@ -322,6 +322,38 @@ def test_training_on_a_known_linear_world_recovers_the_best_action(spark: SparkS
 # ---------------------------------------------------------------- cold start
 
 
+def test_the_prior_is_the_exact_ridge_with_an_unpenalised_intercept_even_with_constant_columns(
+    spark: SparkSession,
+) -> None:
+    """A bias slot, context slots no example has yet and an action never logged are constant columns:
+    Spark's normal equations are singular on them and used to fall back to L-BFGS. The fit must be the
+    closed-form ridge of Spark's documented objective, 1/2n ||y - b - Xw||² + λ/(2 σ_y) ||w||²."""
+    rng = np.random.default_rng(3)
+    n, actions = 400, ["a", "b", "c", "never"]
+    x = np.c_[np.ones(n), rng.normal(size=(n, 3)), np.zeros((n, 2))]
+    chosen = rng.integers(0, 3, n)
+    r = 0.2 + 0.5 * x[:, 1] - 0.3 * x[:, 3] + np.array([0.0, 0.4, -0.2])[chosen] + rng.normal(size=n)
+    df = spark.createDataFrame([(x[i].tolist(), actions[chosen[i]], float(r[i])) for i in range(n)],
+                               "context array<double>, action string, reward double")
+    prior = fit_engagement_prior(df, action_ids=actions, reg_param=0.5)
+
+    design = np.c_[x, np.eye(len(actions))[chosen]]
+    varying = design.std(axis=0) > 0
+    centred = design[:, varying] - design[:, varying].mean(axis=0)
+    lam = 0.5 / r.std()
+    w = np.linalg.solve(centred.T @ centred / n + lam * np.eye(varying.sum()), centred.T @ (r - r.mean()) / n)
+    coef = np.zeros(design.shape[1])
+    coef[varying] = w
+    coef[0] = r.mean() - design[:, varying].mean(axis=0) @ w  # the intercept, in the bias slot
+    np.testing.assert_allclose(prior.context_weights, coef[:6], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(prior.action_offsets, coef[6:], rtol=1e-7, atol=1e-9)
+    assert prior.action_offsets[3] == 0.0 and prior.context_weights[4] == prior.context_weights[5] == 0.0
+    np.testing.assert_allclose(prior.prior_mean[:, 0], coef[0] + coef[6:], rtol=1e-7, atol=1e-9)
+
+    with pytest.raises(ValueError, match="bias_index"):
+        fit_engagement_prior(df, action_ids=actions, bias_index=1)  # slot 1 is not constantly 1
+
+
 def test_cold_start_prior_lowers_regret_on_a_small_population(spark: SparkSession) -> None:
     k, d = 4, 4
     shared = np.array([0.0, 0.8, -0.5, 0.3])

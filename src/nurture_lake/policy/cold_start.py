@@ -22,8 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from pyspark.ml.feature import VectorSlicer
 from pyspark.ml.functions import array_to_vector
 from pyspark.ml.regression import LinearRegression
+from pyspark.ml.stat import Summarizer
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -37,6 +39,25 @@ class EngagementPrior:
     action_offsets: np.ndarray    # (k,)
     prior_mean: np.ndarray        # (k, d)
     training_rmse: float
+
+
+def _varying_columns(design: DataFrame, *, bias_index: int) -> list[int]:
+    """Indices of the design's columns that vary, in order; checks that the bias slot is constantly 1.
+
+    Without standardization Spark's normal-equation solver scales each column's ridge penalty by
+    1/variance and works on columns divided by their standard deviation, so a column of zero
+    variance (the bias slot, a context slot no example has yet, an action never logged) makes the
+    system singular. Spark then falls back to L-BFGS, whose line search fails on it ("Cholesky solver
+    failed ... Retrying with Quasi-Newton solver"). Constant columns are therefore left out, and the
+    bias is fitted as Spark's unpenalised intercept instead.
+    """
+    row = design.select(Summarizer.metrics("min", "max").summary(F.col("features")).alias("s")).first()
+    if row is None:
+        raise ValueError("no training rows for the engagement prior")
+    low, high = row["s"]["min"].toArray(), row["s"]["max"].toArray()
+    if not 0 <= bias_index < low.size or low[bias_index] != 1.0 or high[bias_index] != 1.0:
+        raise ValueError(f"context slot {bias_index} (bias_index) must be 1 in every row")
+    return [int(i) for i in np.flatnonzero(low != high)]
 
 
 def fit_engagement_prior(
@@ -63,15 +84,23 @@ def fit_engagement_prior(
             F.col(reward_col).cast("double").alias("label"),
         )
     )
-    model = LinearRegression(
-        featuresCol="features", labelCol="label", fitIntercept=False, standardization=False,
-        regParam=reg_param, elasticNetParam=0.0, solver="normal",
-    ).fit(design)
-    coef = np.asarray(model.coefficients.toArray(), dtype=np.float64)
+    design = design.cache()
+    try:
+        kept = _varying_columns(design, bias_index=bias_index)
+        model = LinearRegression(
+            featuresCol="varying", labelCol="label", fitIntercept=True, standardization=False,
+            regParam=reg_param, elasticNetParam=0.0, solver="normal",
+        ).fit(VectorSlicer(inputCol="features", outputCol="varying", indices=kept).transform(design))
+        width = len(design.first()["features"])
+    finally:
+        design.unpersist()
+    coef = np.zeros(width, dtype=np.float64)  # a constant column's weight is 0 …
+    coef[kept] = model.coefficients.toArray()
+    coef[bias_index] = model.intercept        # … but the bias slot's, which is the intercept
     d = coef.size - len(actions)
-    weights, offsets = coef[:d], coef[d:]
-    if not 0 <= bias_index < d:
+    if not bias_index < d:
         raise ValueError(f"bias_index {bias_index} outside a context of length {d}")
+    weights, offsets = coef[:d], coef[d:]
     prior = np.tile(weights, (len(actions), 1))
     prior[:, bias_index] += offsets
     return EngagementPrior(tuple(actions), weights, offsets, prior, float(model.summary.rootMeanSquaredError))
