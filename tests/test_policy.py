@@ -352,6 +352,11 @@ def test_the_prior_is_the_exact_ridge_with_an_unpenalised_intercept_even_with_co
 
     with pytest.raises(ValueError, match="bias_index"):
         fit_engagement_prior(df, action_ids=actions, bias_index=1)  # slot 1 is not constantly 1
+    alike = spark.createDataFrame([([1.0, 0.0], "a", 1.0), ([1.0, 0.0], "a", 0.0)],
+                                  "context array<double>, action string, reward double")
+    flat = fit_engagement_prior(alike, action_ids=["a", "b"])  # nothing varies: the mean reward is the model
+    np.testing.assert_array_equal(flat.prior_mean, [[0.5, 0.0], [0.5, 0.0]])
+    assert flat.training_rmse == 0.5
 
 
 def test_cold_start_prior_lowers_regret_on_a_small_population(spark: SparkSession) -> None:

@@ -41,8 +41,9 @@ class EngagementPrior:
     training_rmse: float
 
 
-def _varying_columns(design: DataFrame, *, bias_index: int) -> list[int]:
-    """Indices of the design's columns that vary, in order; checks that the bias slot is constantly 1.
+def _varying_columns(design: DataFrame, *, bias_index: int) -> tuple[list[int], int]:
+    """Indices of the design's columns that vary, in order, and the design's width; checks that the
+    bias slot is constantly 1.
 
     Without standardization Spark's normal-equation solver scales each column's ridge penalty by
     1/variance and works on columns divided by their standard deviation, so a column of zero
@@ -51,13 +52,13 @@ def _varying_columns(design: DataFrame, *, bias_index: int) -> list[int]:
     failed ... Retrying with Quasi-Newton solver"). Constant columns are therefore left out, and the
     bias is fitted as Spark's unpenalised intercept instead.
     """
-    row = design.select(Summarizer.metrics("min", "max").summary(F.col("features")).alias("s")).first()
-    if row is None:
+    row = design.select(Summarizer.metrics("count", "min", "max").summary(F.col("features")).alias("s")).first()
+    if row is None or row["s"] is None or not row["s"]["count"]:
         raise ValueError("no training rows for the engagement prior")
     low, high = row["s"]["min"].toArray(), row["s"]["max"].toArray()
     if not 0 <= bias_index < low.size or low[bias_index] != 1.0 or high[bias_index] != 1.0:
         raise ValueError(f"context slot {bias_index} (bias_index) must be 1 in every row")
-    return [int(i) for i in np.flatnonzero(low != high)]
+    return [int(i) for i in np.flatnonzero(low != high)], int(low.size)
 
 
 def fit_engagement_prior(
@@ -86,21 +87,25 @@ def fit_engagement_prior(
     )
     design = design.cache()
     try:
-        kept = _varying_columns(design, bias_index=bias_index)
-        model = LinearRegression(
-            featuresCol="varying", labelCol="label", fitIntercept=True, standardization=False,
-            regParam=reg_param, elasticNetParam=0.0, solver="normal",
-        ).fit(VectorSlicer(inputCol="features", outputCol="varying", indices=kept).transform(design))
-        width = len(design.first()["features"])
+        kept, width = _varying_columns(design, bias_index=bias_index)
+        coef = np.zeros(width, dtype=np.float64)  # a constant column's weight is 0 …
+        if kept:
+            model = LinearRegression(
+                featuresCol="varying", labelCol="label", fitIntercept=True, standardization=False,
+                regParam=reg_param, elasticNetParam=0.0, solver="normal",
+            ).fit(VectorSlicer(inputCol="features", outputCol="varying", indices=kept).transform(design))
+            coef[kept] = model.coefficients.toArray()
+            coef[bias_index] = model.intercept    # … but the bias slot's, which is the intercept
+            rmse = float(model.summary.rootMeanSquaredError)
+        else:  # every row alike: the mean reward is the whole model
+            mean, std = design.agg(F.avg("label"), F.stddev_pop("label")).first()
+            coef[bias_index], rmse = float(mean), float(std)
     finally:
         design.unpersist()
-    coef = np.zeros(width, dtype=np.float64)  # a constant column's weight is 0 …
-    coef[kept] = model.coefficients.toArray()
-    coef[bias_index] = model.intercept        # … but the bias slot's, which is the intercept
     d = coef.size - len(actions)
     if not bias_index < d:
         raise ValueError(f"bias_index {bias_index} outside a context of length {d}")
     weights, offsets = coef[:d], coef[d:]
     prior = np.tile(weights, (len(actions), 1))
     prior[:, bias_index] += offsets
-    return EngagementPrior(tuple(actions), weights, offsets, prior, float(model.summary.rootMeanSquaredError))
+    return EngagementPrior(tuple(actions), weights, offsets, prior, rmse)
