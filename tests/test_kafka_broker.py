@@ -28,6 +28,7 @@ def test_a_broker_that_exits_at_start_fails_with_its_log(tmp_path: Path) -> None
     broker.stop()
     config = tmp_path / "kafka" / "server.properties"
     config.write_text(config.read_text().replace("node.id=1", "node.id=not-a-number"))
-    with pytest.raises(RuntimeError, match=r"(?s)Kafka broker exited with \d+; last lines of .*broker\.log") as failed:
+    ending = r"(?s)Kafka broker exited with \d+\n--- last lines of .*broker\.log ---"
+    with pytest.raises(RuntimeError, match=ending) as failed:
         broker.start()
     assert "Invalid value not-a-number" in str(failed.value)  # the broker's own reason, from its log

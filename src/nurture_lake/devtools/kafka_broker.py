@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
+from nurture_lake.devtools.logs import log_tail
 from nurture_lake.spark import JARS_DIR
 
 BROKER_JARS = JARS_DIR / "kafka-broker"
@@ -135,9 +136,8 @@ class KafkaBroker:
         deadline = time.time() + self.start_timeout_s
         while time.time() < deadline:
             if self._proc.poll() is not None:
-                tail = "\n".join((self.workdir / "broker.log").read_text(errors="replace").splitlines()[-15:])
-                raise RuntimeError(f"Kafka broker exited with {self._proc.returncode}; last lines of "
-                                   f"{self.workdir / 'broker.log'}:\n{tail}")
+                raise RuntimeError(f"Kafka broker exited with {self._proc.returncode}\n"
+                                   f"{log_tail(self.workdir / 'broker.log')}")
             if _port_open(self.port):
                 return self
             time.sleep(0.3)

@@ -32,6 +32,8 @@ from types import TracebackType
 
 import pyspark
 
+from nurture_lake.devtools.logs import log_tail
+
 __all__ = ["SPARK_HOME", "SparkStandaloneCluster", "SubmitResult"]
 
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
@@ -149,12 +151,8 @@ class SparkStandaloneCluster:
         raise RuntimeError(f"{what}: not ready within {self.start_timeout_s} s (no {pattern!r} in {log})\n"
                            f"{self._log_tails()}")
 
-    def _log_tails(self, lines: int = 15) -> str:
-        tails = []
-        for log in (self.master_log, self.worker_log):
-            text = log.read_text(errors="replace").splitlines()[-lines:] if log.exists() else ["(no log)"]
-            tails.append(f"--- last lines of {log} ---\n" + "\n".join(text))
-        return "\n".join(tails)
+    def _log_tails(self) -> str:
+        return "\n".join(log_tail(log) for log in (self.master_log, self.worker_log))
 
     def start(self) -> SparkStandaloneCluster:
         """Start the master, then the worker; return once the master's log says the worker registered.
