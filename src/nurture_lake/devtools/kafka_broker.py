@@ -123,7 +123,7 @@ class KafkaBroker:
         if not self._config.exists():
             # The ports were chosen when this object was made; another process may hold one by now.
             # (A restart keeps its ports: the controller quorum and the clients know them.)
-            while _port_open(self.port) or _port_open(self.controller_port):
+            while self.port == self.controller_port or _port_open(self.port) or _port_open(self.controller_port):
                 self.port, self.controller_port = free_port(), free_port()
             self._write_config()
             self._write_log_config()
