@@ -41,9 +41,10 @@ class EngagementPrior:
     training_rmse: float
 
 
-def _varying_columns(design: DataFrame, *, bias_index: int) -> tuple[list[int], int]:
+def _varying_columns(design: DataFrame, *, bias_index: int, n_actions: int) -> tuple[list[int], int]:
     """Indices of the design's columns that vary, in order, and the design's width; checks that the
-    bias slot is constantly 1.
+    bias slot lies in the context (the design's first columns, before ``n_actions`` one-hots) and is
+    constantly 1.
 
     Without standardization Spark's normal-equation solver scales each column's ridge penalty by
     1/variance and works on columns divided by their standard deviation, so a column of zero
@@ -56,7 +57,10 @@ def _varying_columns(design: DataFrame, *, bias_index: int) -> tuple[list[int], 
     if row is None or row["s"] is None or not row["s"]["count"]:
         raise ValueError("no training rows for the engagement prior")
     low, high = row["s"]["min"].toArray(), row["s"]["max"].toArray()
-    if not 0 <= bias_index < low.size or low[bias_index] != 1.0 or high[bias_index] != 1.0:
+    d = low.size - n_actions
+    if not 0 <= bias_index < d:
+        raise ValueError(f"bias_index {bias_index} outside a context of length {d}")
+    if low[bias_index] != 1.0 or high[bias_index] != 1.0:
         raise ValueError(f"context slot {bias_index} (bias_index) must be 1 in every row")
     return [int(i) for i in np.flatnonzero(low != high)], int(low.size)
 
@@ -87,7 +91,7 @@ def fit_engagement_prior(
     )
     design = design.cache()
     try:
-        kept, width = _varying_columns(design, bias_index=bias_index)
+        kept, width = _varying_columns(design, bias_index=bias_index, n_actions=len(actions))
         coef = np.zeros(width, dtype=np.float64)  # a constant column's weight is 0 …
         if kept:
             model = LinearRegression(
@@ -103,8 +107,6 @@ def fit_engagement_prior(
     finally:
         design.unpersist()
     d = coef.size - len(actions)
-    if not bias_index < d:
-        raise ValueError(f"bias_index {bias_index} outside a context of length {d}")
     weights, offsets = coef[:d], coef[d:]
     prior = np.tile(weights, (len(actions), 1))
     prior[:, bias_index] += offsets
