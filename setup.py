@@ -2,8 +2,8 @@
 
 from setuptools import find_packages, setup
 
-# Pins that are known to work together (see README "Versions"). Delta's JVM artifact
-# io.delta:delta-spark_4.0_2.13:4.4.0 is built for Spark 4.0.x, hence pyspark 4.0.x.
+# Pins that are known to work together (see README "Versions"). Delta 4.4.0 publishes a JVM artifact per
+# Spark line (4.0, 4.1, 4.2); make setup and get_spark() take the installed pyspark's (nurture_lake/jvm.py).
 # Spark itself is an extra: on Databricks (or any cluster with its own Spark) the runtime provides it,
 # and installing the wheel must not replace it. `make setup` installs `.[local,dev]`.
 LOCAL_SPARK = [

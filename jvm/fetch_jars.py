@@ -3,7 +3,9 @@
 Usage: ``python jvm/fetch_jars.py [--group kafka]``. Each group is a pom under ``jvm/``
 (``pom.xml`` → ``.jars/``, ``pom-<group>.xml`` → ``.jars/<group>/``). Jars that pyspark already
 ships (Scala, Hadoop, Jackson, Parquet, ...) are pruned so Spark's own versions are the only ones
-on the classpath. A group already fetched is skipped (a ``.complete`` marker is written last).
+on the classpath. The Delta artifact and the Kafka connector are those of the installed pyspark's Spark
+line (``nurture_lake.jvm``). A group already fetched for that line is skipped (a ``.complete`` marker,
+holding the line, is written last); one fetched for another line is fetched again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from nurture_lake.jvm import installed_spark_version, kafka_connector_version, spark_line
 
 HERE = Path(__file__).resolve().parent
 JARS = HERE.parent / ".jars"
@@ -32,21 +36,26 @@ def _spark_jar_names() -> set[str]:
     return {_artifact(p.name) for p in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
 
 
-def fetch(group: str | None, *, prune: bool) -> Path:
+def fetch(group: str | None, *, prune: bool, jars_root: Path = JARS, spark_version: str | None = None) -> Path:
+    """Fetch ``group``'s jars into ``jars_root`` (or its sub-folder) for ``spark_version`` (default: installed)."""
     pom = HERE / (f"pom-{group}.xml" if group else "pom.xml")
-    target = JARS / group if group else JARS
+    target = jars_root / group if group else jars_root
     marker = target / ".complete"
-    if marker.exists():
-        print(f"jars: {target} is complete, nothing to fetch")
+    spark_version = spark_version or installed_spark_version()
+    line = spark_line(spark_version)
+    if marker.exists() and marker.read_text().strip() == line:
+        print(f"jars: {target} is complete for Spark {line}, nothing to fetch")
         return target
+    marker.unlink(missing_ok=True)  # fetched for another line, or never: not complete until the end
     if not shutil.which("mvn"):
         sys.exit("jars: Maven (mvn) is required to fetch the JVM jars; install it (e.g. apt-get install maven)")
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
             "mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
             "-DincludeScope=runtime", f"-DoutputDirectory={tmp}",
+            f"-Dspark.line={line}", f"-Dspark.kafka.version={kafka_connector_version(spark_version)}",
         ]
-        print("jars: " + " ".join(cmd[:6]) + f" ({pom.name})", flush=True)
+        print("jars: " + " ".join(cmd[:6]) + f" ({pom.name}, Spark {line})", flush=True)
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             sys.exit(f"jars: Maven failed for {pom.name}:\n{result.stdout}{result.stderr}")
@@ -60,7 +69,7 @@ def fetch(group: str | None, *, prune: bool) -> Path:
                 continue
             shutil.copy2(jar, target / jar.name)
             kept += 1
-    marker.write_text("ok\n")
+    marker.write_text(f"{line}\n")
     print(f"jars: {kept} jars in {target}")
     return target
 

@@ -3,7 +3,8 @@
 ``get_spark()`` reuses an active session (Databricks, notebooks, ``spark-submit``) and otherwise
 builds a local one. Delta's JVM jars come from the project folder ``.jars/`` filled by
 ``make setup`` (Maven); where that folder is absent (a user elsewhere) the standard
-``spark.jars.packages`` route resolves the same pinned coordinates.
+``spark.jars.packages`` route resolves the same pinned coordinates. Either way the Delta and Kafka
+artifacts are those of the running pyspark's Spark line (``nurture_lake.jvm``).
 """
 
 from __future__ import annotations
@@ -16,13 +17,11 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from nurture_lake.config import PROJECT_ROOT, NurtureConfig
+import pyspark
 
-DELTA_VERSION = "4.4.0"
-"""Delta Lake release; its ``delta-spark_4.0_2.13`` artifact is built for Spark 4.0.x (pyspark 4.0.x)."""
-DELTA_PACKAGE = f"io.delta:delta-spark_4.0_2.13:{DELTA_VERSION}"
-KAFKA_PACKAGE = "org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.0"
-"""Spark's Kafka source for Spark 4.0.x (see ``jvm/pom-kafka.xml``)."""
+from nurture_lake.config import PROJECT_ROOT, NurtureConfig
+from nurture_lake.jvm import check_jars_match, delta_package, kafka_package
+
 SPARK_JAR_GROUPS: tuple[str, ...] = ("kafka",)
 """Sub-folders of ``.jars/`` that go on Spark's classpath (``kafka-broker`` runs in its own JVM)."""
 JARS_DIR = Path(os.environ.get("NURTURE_LAKE_JARS", PROJECT_ROOT / ".jars"))
@@ -42,10 +41,14 @@ expressions (features, guardrails, validation), where that made two thirds of th
 
 
 def local_jars(jars_dir: Path = JARS_DIR, *, groups: tuple[str, ...] = SPARK_JAR_GROUPS) -> list[Path]:
-    """The Delta jars in ``jars_dir`` (top level) plus the named sub-folders (the Kafka connector)."""
+    """The Delta jars in ``jars_dir`` (top level) plus the named sub-folders (the Kafka connector).
+
+    Refuses a folder fetched for another Spark line than the running pyspark's.
+    """
     found = sorted(jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
     for group in groups:
         found += sorted((jars_dir / group).glob("*.jar"))
+    check_jars_match(found, pyspark.__version__)
     return found
 
 
@@ -88,7 +91,8 @@ def get_spark(
     if jars:
         builder = builder.config("spark.jars", ",".join(str(j) for j in jars))
     else:
-        builder = builder.config("spark.jars.packages", ",".join((DELTA_PACKAGE, KAFKA_PACKAGE, *extra_packages)))
+        packages = (delta_package(pyspark.__version__), kafka_package(pyspark.__version__), *extra_packages)
+        builder = builder.config("spark.jars.packages", ",".join(packages))
 
     if master.startswith("local"):
         builder = (
