@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from nurture_lake.jvm import installed_spark_version, kafka_connector_version, spark_line
+from nurture_lake.jvm import installed_spark_version, kafka_connector_candidates, spark_line
 
 HERE = Path(__file__).resolve().parent
 JARS = HERE.parent / ".jars"
@@ -49,16 +49,24 @@ def fetch(group: str | None, *, prune: bool, jars_root: Path = JARS, spark_versi
     marker.unlink(missing_ok=True)  # fetched for another line, or never: not complete until the end
     if not shutil.which("mvn"):
         sys.exit("jars: Maven (mvn) is required to fetch the JVM jars; install it (e.g. apt-get install maven)")
+    # Only the Kafka group names a Spark release; a mirror may lack it, so earlier releases of the line follow.
+    connectors = kafka_connector_candidates(spark_version) if group == "kafka" else [spark_version]
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [
-            "mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-            "-DincludeScope=runtime", f"-DoutputDirectory={tmp}",
-            f"-Dspark.line={line}", f"-Dspark.kafka.version={kafka_connector_version(spark_version)}",
-        ]
-        print("jars: " + " ".join(cmd[:6]) + f" ({pom.name}, Spark {line})", flush=True)
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0:
-            sys.exit(f"jars: Maven failed for {pom.name}:\n{result.stdout}{result.stderr}")
+        for connector in connectors:
+            cmd = [
+                "mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+                "-DincludeScope=runtime", f"-DoutputDirectory={tmp}",
+                f"-Dspark.line={line}", f"-Dspark.kafka.version={connector}",
+            ]
+            what = f"Spark {line}" + (f", connector {connector}" if group == "kafka" else "")
+            print("jars: " + " ".join(cmd[:6]) + f" ({pom.name}, {what})", flush=True)
+            result = subprocess.run(cmd, capture_output=True, text=True)
+            if result.returncode == 0:
+                break
+            for partial in Path(tmp).glob("*.jar"):
+                partial.unlink()
+        else:
+            sys.exit(f"jars: Maven failed for {pom.name} (tried {', '.join(connectors)}):\n{result.stdout}{result.stderr}")
         spark_names = _spark_jar_names() if prune else set()
         target.mkdir(parents=True, exist_ok=True)
         for stale in target.glob("*.jar"):  # a changed pom replaces the whole group

@@ -15,6 +15,7 @@ from nurture_lake.jvm import (
     delta_jar_line,
     delta_package,
     installed_spark_version,
+    kafka_connector_candidates,
     kafka_package,
     spark_line,
 )
@@ -24,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(("version", "delta", "kafka"), [
-    ("4.0.5", "io.delta:delta-spark_4.0_2.13:4.4.0", "org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.0"),
-    ("4.1.4", "io.delta:delta-spark_4.1_2.13:4.4.0", "org.apache.spark:spark-sql-kafka-0-10_2.13:4.1.0"),
+    ("4.0.5", "io.delta:delta-spark_4.0_2.13:4.4.0", "org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.5"),
+    ("4.1.4", "io.delta:delta-spark_4.1_2.13:4.4.0", "org.apache.spark:spark-sql-kafka-0-10_2.13:4.1.4"),
     ("4.2.0", "io.delta:delta-spark_4.2_2.13:4.4.0", "org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0"),
 ])
 def test_coordinates_follow_the_spark_line(version: str, delta: str, kafka: str) -> None:
@@ -36,6 +37,11 @@ def test_coordinates_follow_the_spark_line(version: str, delta: str, kafka: str)
 def test_a_line_delta_has_no_build_for_is_refused_by_name(version: str) -> None:
     with pytest.raises(RuntimeError, match=r"Delta 4\.4\.0 is built for Spark 4\.0, 4\.1, 4\.2 only"):
         delta_package(version)
+
+
+def test_setup_tries_the_release_then_earlier_ones_of_its_line() -> None:
+    assert kafka_connector_candidates("4.1.4") == ["4.1.4", "4.1.3", "4.1.2", "4.1.1", "4.1.0"]
+    assert kafka_connector_candidates("4.2.0") == ["4.2.0"]
 
 
 def test_installed_version_is_the_running_one() -> None:
@@ -89,5 +95,7 @@ def test_fetch_resolves_delta_for_the_asked_line_and_refetches_when_it_changes(
     fetch(None, prune=True, jars_root=tmp_path, spark_version="4.0.5")
     assert names() == ["delta-spark_4.0_2.13-4.4.0.jar"]
     assert (tmp_path / ".complete").read_text() == "4.0\n"
-    fetch("kafka", prune=True, jars_root=tmp_path, spark_version="4.2.0")
-    assert "spark-sql-kafka-0-10_2.13-4.2.0.jar" in {p.name for p in (tmp_path / "kafka").glob("*.jar")}
+    # A mirror may lack the exact release (the one here has no 4.1.4 connector): an earlier 4.1 one stands in.
+    fetch("kafka", prune=True, jars_root=tmp_path, spark_version="4.1.4")
+    connectors = [p.name for p in (tmp_path / "kafka").glob("spark-sql-kafka-*.jar")]
+    assert len(connectors) == 1 and connectors[0].startswith("spark-sql-kafka-0-10_2.13-4.1."), connectors

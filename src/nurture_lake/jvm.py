@@ -10,6 +10,7 @@ Example::
     spark_line("4.2.0")                 # '4.2'
     delta_package("4.0.5")              # 'io.delta:delta-spark_4.0_2.13:4.4.0'
     kafka_package("4.2.0")              # 'org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0'
+    kafka_connector_candidates("4.0.2") # ['4.0.2', '4.0.1', '4.0.0']: what make setup tries, in order
 """
 
 from __future__ import annotations
@@ -53,15 +54,23 @@ def delta_package(spark_version: str) -> str:
     return f"io.delta:delta-spark_{spark_line(spark_version)}_{SCALA_BINARY}:{DELTA_VERSION}"
 
 
-def kafka_connector_version(spark_version: str) -> str:
-    """The connector release for ``spark_version``: the line's ``.0`` (Spark keeps binary compatibility
-    within a line, and the ``.0`` release is the one every Maven mirror has)."""
-    return f"{spark_line(spark_version)}.0"
-
-
 def kafka_package(spark_version: str) -> str:
-    """Maven coordinates of Spark's Kafka source for ``spark_version``'s line."""
-    return f"org.apache.spark:spark-sql-kafka-0-10_{SCALA_BINARY}:{kafka_connector_version(spark_version)}"
+    """Maven coordinates of Spark's Kafka source for ``spark_version`` (the same release, as Spark ships it)."""
+    spark_line(spark_version)
+    return f"org.apache.spark:spark-sql-kafka-0-10_{SCALA_BINARY}:{spark_version}"
+
+
+def kafka_connector_candidates(spark_version: str) -> list[str]:
+    """Connector releases to try, best first: ``spark_version`` itself, then the earlier releases of its line.
+
+    Spark keeps binary compatibility within a line, and a Maven mirror may lack some releases (the one
+    here has 4.0.0 but not 4.0.5, 4.1.1 but not 4.1.4). ``'4.1.4'`` → ``['4.1.4', '4.1.3', '4.1.2', '4.1.1', '4.1.0']``.
+    """
+    line = spark_line(spark_version)
+    match = re.match(r"^\d+\.\d+\.(\d+)$", spark_version)
+    if match is None:
+        return [spark_version]
+    return [f"{line}.{patch}" for patch in range(int(match.group(1)), -1, -1)]
 
 
 def delta_jar_line(jars: Iterable[Path]) -> str | None:
