@@ -380,7 +380,8 @@ def _delta_tables(root: Path) -> list[Path]:
 
 
 def _table_text(spark: SparkSession, path: Path) -> str:
-    return "\n".join(spark.read.format("delta").load(str(path)).toJSON().collect())
+    rows = spark.read.format("delta").load(str(path)).select(F.to_json(F.struct("*")).alias("j")).collect()
+    return "\n".join(row.j for row in rows)
 
 
 def _file_bytes(root: Path) -> bytes:

@@ -273,7 +273,8 @@ def check_decisions(
     def _check(row: Any) -> list[tuple[str, str]]:
         return verify_decision(row.asDict(), rules=config.for_region(row["region"]), action_space=action_space)
 
-    check = F.udf(_check, _FOUND)
+    # A plain (pickled-row) UDF, said outright: Spark 4.2 otherwise tries to infer an Arrow UDF from the hints.
+    check = F.udf(_check, _FOUND, useArrow=False)
     found = (
         ctx.select("decision_id", F.explode(check(F.struct(*ctx.columns))).alias("v"))
         .select("decision_id", F.col("v.rule").alias("rule"), F.col("v.detail").alias("detail"))
