@@ -65,6 +65,8 @@ def test_a_jar_folder_of_another_line_is_refused_with_the_fix(tmp_path: Path) ->
     (tmp_path / f"delta-spark_{running}_2.13-4.4.0.jar").write_bytes(b"")
     assert [p.name for p in local_jars(tmp_path, groups=())] == [f"delta-spark_{running}_2.13-4.4.0.jar"]
     check_jars_match([], pyspark.__version__)  # no Delta jar: nothing to compare (the packages route)
+    with pytest.raises(RuntimeError, match=r"Delta's default build \(delta-spark_2\.13, no line in its name\)"):
+        check_jars_match([Path("delta-spark_2.13-4.4.0.jar")], pyspark.__version__)
 
 
 def test_the_setup_jars_are_the_running_lines() -> None:

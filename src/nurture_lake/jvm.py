@@ -94,7 +94,9 @@ def check_jars_match(jars: Iterable[Path], spark_version: str) -> None:
     found = delta_jar_line(jars)
     wanted = spark_line(spark_version)
     if found is not None and found != wanted:
+        held = "Delta's default build (delta-spark_2.13, no line in its name)" if found == "default" else (
+            f"Delta for Spark {found}")
         raise RuntimeError(
-            f"the jar folder holds Delta for Spark {found}, but pyspark is {spark_version} (line {wanted}); "
+            f"the jar folder holds {held}, but pyspark is {spark_version} (line {wanted}); "
             "fetch matching jars: `rm -rf .jars && make setup` (or point NURTURE_LAKE_JARS at a matching folder)"
         )
