@@ -15,9 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pyspark.sql import SparkSession
-
 import pyspark
+from pyspark.sql import SparkSession
 
 from nurture_lake.config import PROJECT_ROOT, NurtureConfig
 from nurture_lake.jvm import check_jars_match, delta_package, kafka_package
