@@ -26,7 +26,7 @@ DELTA_SPARK_LINES: tuple[str, ...] = ("4.0", "4.1", "4.2")
 """Spark lines Delta 4.4.0 publishes an artifact for (``delta-spark_<line>_2.13``)."""
 SCALA_BINARY = "2.13"
 
-_DELTA_JAR = re.compile(r"^delta-spark_(?:(\d+\.\d+)_)?2\.13-.*\.jar$")
+_DELTA_JAR = re.compile(rf"^delta-spark_(?:(\d+\.\d+)_)?{re.escape(SCALA_BINARY)}-.*\.jar$")
 
 
 def installed_spark_version() -> str:
