@@ -691,7 +691,7 @@ class PolicyQualityRun:
         if self.dump is not None and day == self.days:  # the final fit's training set, for offline study
             ctx = self.learning.context_col
             self.final_training = training.select("lead_id", "decided_at", ctx, "action", "propensity", "reward",
-                                                  "harm").toPandas()
+                                                  "harm", "complete").toPandas()
         if day == self.days and result.tuning is not None:
             self.final_tuned = result
         version = f"d{day}"
@@ -819,6 +819,7 @@ class PolicyQualityRun:
             "train_harm": pdf["harm"].to_numpy(dtype=bool),
             "train_decided_at": pdf["decided_at"].astype("int64").to_numpy(),
             "train_leads": pdf["lead_id"].to_numpy(dtype=str),
+            "train_complete": pdf["complete"].to_numpy(dtype=bool),
         }
 
     def _summary(self, values: dict[str, dict[str, float]], outcomes: ActionOutcomes,

@@ -165,7 +165,7 @@ def test_the_pooled_prior_is_used_however_much_data_unless_a_threshold_is_set(
     train, _, _ = split_training_set(training, LearningSettings())
     stats = sufficient_statistics(train, action_ids=ACTIONS)
     assert int(stats.counts.min()) > 250  # every action well past the old cold-start threshold of 200
-    prior = fit_engagement_prior(train, action_ids=ACTIONS)
+    prior = fit_engagement_prior(train, action_ids=ACTIONS, pooled=ACTIONS[1:])  # the touches, not hold
 
     def fitted(**settings: object) -> LinearBandit:
         result = train_policy(spark, conf, training, phase="fit", register=False,
@@ -357,6 +357,39 @@ def test_the_prior_is_the_exact_ridge_with_an_unpenalised_intercept_even_with_co
     flat = fit_engagement_prior(alike, action_ids=["a", "b"])  # nothing varies: the mean reward is the model
     np.testing.assert_array_equal(flat.prior_mean, [[0.5, 0.0], [0.5, 0.0]])
     assert flat.training_rmse == 0.5
+
+
+def test_hold_is_left_out_of_the_pooled_context_weights(spark: SparkSession) -> None:
+    """Touches share a slope on x1; a hold earns the constant default. Pooled with the touches, hold's
+    flat rows pull the shared slope towards zero; left out, it keeps its own mean and no slope."""
+    rng = np.random.default_rng(5)
+    n, actions = 1200, ["hold", "email@1d", "push@1d"]
+    x = np.c_[np.ones(n), rng.normal(size=(n, 2))]
+    chosen = rng.integers(0, 3, n)
+    r = np.where(chosen == 0, 0.0, 0.1 + 1.0 * x[:, 1] + np.array([0.0, 0.3, -0.2])[chosen] + 0.3 * rng.normal(size=n))
+    rows = [(x[i].tolist(), actions[chosen[i]], float(r[i])) for i in range(n)]
+    df = spark.createDataFrame(rows, "context array<double>, action string, reward double")
+    touches_only = spark.createDataFrame([row for row in rows if row[1] != "hold"],
+                                         "context array<double>, action string, reward double")
+
+    pooled = fit_engagement_prior(df, action_ids=actions, pooled=actions[1:])
+    alone = fit_engagement_prior(touches_only, action_ids=actions[1:])
+    np.testing.assert_allclose(pooled.context_weights, alone.context_weights, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(pooled.prior_mean[1:], alone.prior_mean, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(pooled.prior_mean[0], [0.0, 0.0, 0.0])  # hold: its mean reward, no slope
+    assert pooled.action_offsets[0] == 0.0
+    assert abs(pooled.context_weights[1] - 1.0) < 0.05
+    every = fit_engagement_prior(df, action_ids=actions)  # the old way: about a third of the rows are flat
+    assert every.context_weights[1] < 0.8
+
+    shifted = spark.createDataFrame([(c, a, rw + (0.25 if a == "hold" else 0.0)) for c, a, rw in rows],
+                                    "context array<double>, action string, reward double")
+    np.testing.assert_allclose(fit_engagement_prior(shifted, action_ids=actions, pooled=actions[1:]).prior_mean[0],
+                               [0.25, 0.0, 0.0], atol=1e-12)
+    unlogged = fit_engagement_prior(touches_only, action_ids=actions, pooled=actions[1:])
+    np.testing.assert_array_equal(unlogged.prior_mean[0], [0.0, 0.0, 0.0])  # no hold rows: zero
+    with pytest.raises(ValueError, match="not in action_ids"):
+        fit_engagement_prior(df, action_ids=actions, pooled=["sms@1d"])
 
 
 def test_cold_start_prior_lowers_regret_on_a_small_population(spark: SparkSession) -> None:

@@ -128,12 +128,17 @@ def test_a_tiny_run_reports_every_policy(spark: SparkSession, cfg: NurtureConfig
     assert len(study["trials"]) == 3
     assert study["chosen_served_score"] == pytest.approx(result["normalised_score"], abs=1e-12)
     assert study["best_served_score"] >= study["chosen_served_score"]
-    _check_offline_study(run, light, tmp_path / "pq.npz", result)
+    _check_offline_study(spark, run, light, tmp_path / "pq.npz", result)
 
 
-def _check_offline_study(run: PolicyQualityRun, cfg: NurtureConfig, path: Path, result: dict[str, Any]) -> None:
-    """``bench.policy_ceilings`` reads the run's ``--dump`` and scores models the way the benchmark does."""
+def _check_offline_study(
+    spark: SparkSession, run: PolicyQualityRun, cfg: NurtureConfig, path: Path, result: dict[str, Any],
+) -> None:
+    """``bench.policy_ceilings`` and ``bench.policy_estimators`` read the run's ``--dump`` and score models
+    the way the benchmark does."""
     from bench.policy_ceilings import Dump, ceilings, choice_score, lead_truths, truths_study
+    from bench.policy_estimators import study as estimator_study
+    from bench.policy_estimators import training_rows
 
     dump = Dump.load(path)
     values, allowed = dump.eval_values, dump.eval_allowed
@@ -151,6 +156,17 @@ def _check_offline_study(run: PolicyQualityRun, cfg: NurtureConfig, path: Path, 
     study = truths_study(cfg, dump, max_iter=10)
     assert set(study) == {"context", "context + true affinities", "context + all per-lead truths"}
     assert all(s <= 1.0 + 1e-9 for scores in study.values() for s in scores.values())
+
+    # The estimator study refits the final training's own rows (the complete ones before the validation cut):
+    # the product's estimator there is the run's final fit, so its greedy choices score the same.
+    rows = training_rows(path, dump, validation_fraction=run.learning.validation_fraction, gap_seconds=0.0)
+    assert len(rows.rewards) == result["trainings"][-1]["n_train"]
+    found = estimator_study(spark, path, halves=2, seed=0, settings=run.learning, gap_seconds=0.0, log=lambda _: None)
+    assert found["touches pooled, evidence λ (now)"]["full"] == pytest.approx(
+        result["policies"]["learned_greedy"]["normalised_score"], abs=1e-9)
+    baseline = found["hold pooled, evidence λ (before)"]
+    assert baseline["paired_diff"] == 0.0 and baseline["paired_diff_se"] == 0.0
+    assert all(r["full"] <= 1.0 + 1e-9 and r["halves_mean"] <= 1.0 + 1e-9 for r in found.values())
 
 
 def test_training_rewards_count_only_the_decisions_own_responses(spark: SparkSession) -> None:

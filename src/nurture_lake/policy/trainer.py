@@ -26,7 +26,7 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from nurture_lake.actions import ActionSpace
+from nurture_lake.actions import HOLD, ActionSpace
 from nurture_lake.config import NurtureConfig
 from nurture_lake.guardrails.config import GuardrailConfig
 from nurture_lake.policy.bandit import LinearBandit, SufficientStats, sufficient_statistics
@@ -159,7 +159,8 @@ def _fit_inputs(rows: DataFrame, action_ids: tuple[str, ...], s: LearningSetting
         importance_weighting=s.importance_weighting, max_importance_weight=s.max_importance_weight,
     )
     if s.cold_start_min_examples is None or int(stats.counts.min()) < s.cold_start_min_examples:
-        prior = fit_engagement_prior(rows, action_ids=action_ids, context_col=s.context_col)
+        touches = [a for a in action_ids if a != HOLD]  # hold's reward is the spec's default, not the touches'
+        prior = fit_engagement_prior(rows, action_ids=action_ids, context_col=s.context_col, pooled=touches)
         return _FitInputs(stats, prior.prior_mean, prior.training_rmse)
     return _FitInputs(stats, None, float("nan"))
 
