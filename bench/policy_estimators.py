@@ -117,7 +117,10 @@ def subset(rows: TrainingRows, keep: np.ndarray) -> TrainingRows:
 
 def study(spark: SparkSession, path: Path, *, halves: int, seed: int, settings: LearningSettings,
           gap_seconds: float, log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
-    """Full-data score, and mean and paired difference over ``halves`` halves of the leads, per estimator."""
+    """Full-data score, and mean and paired difference over ``halves`` (at least 1) halves of the leads, per
+    estimator."""
+    if halves < 1:
+        raise ValueError(f"halves must be at least 1, got {halves}")
     dump = Dump.load(path)
     action_ids = [str(a) for a in dump.action_ids]
     rows = training_rows(path, dump, validation_fraction=settings.validation_fraction, gap_seconds=gap_seconds)
@@ -143,9 +146,9 @@ def study(spark: SparkSession, path: Path, *, halves: int, seed: int, settings: 
     for name in fits:
         values = np.array([d[name] for d in drawn])
         diff = values - np.array([d[base] for d in drawn])
-        se = np.sqrt(len(values)) if len(values) else np.nan
-        out[name] = {"full": full[name], "halves_mean": float(values.mean()), "halves_se": float(values.std() / se),
-                     "paired_diff": float(diff.mean()), "paired_diff_se": float(diff.std() / se)}
+        root_n = np.sqrt(len(values))
+        out[name] = {"full": full[name], "halves_mean": float(values.mean()), "halves_se": float(values.std() / root_n),
+                     "paired_diff": float(diff.mean()), "paired_diff_se": float(diff.std() / root_n)}
     return out
 
 
@@ -155,6 +158,8 @@ def main() -> None:
     parser.add_argument("--halves", type=int, default=12, help="random halves of the leads (default 12)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the halves (default 1)")
     args = parser.parse_args()
+    if args.halves < 1:
+        parser.error("--halves must be at least 1")
     with tempfile.TemporaryDirectory(prefix="nl-estimators-") as tmp:  # the benchmark's config; nothing is written
         cfg = bench_config(Path(tmp))
         settings = LearningSettings.from_config(cfg)

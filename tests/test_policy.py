@@ -392,6 +392,20 @@ def test_hold_is_left_out_of_the_pooled_context_weights(spark: SparkSession) -> 
         fit_engagement_prior(df, action_ids=actions, pooled=["sms@1d"])
 
 
+def test_a_training_of_holds_alone_pools_every_action(spark: SparkSession, tmp_path: Path) -> None:
+    """Before any touch is logged there is nothing to pool but the holds: the fit still runs, on the old
+    all-action prior, and every action starts from the holds' mean reward."""
+    sim = simulate_logged(200, seed=4)
+    sim["a"][:] = 0
+    sim["r"] = np.full(200, 0.125)
+    training = logged_frame(spark, sim, partitions=2)
+    result = train_policy(spark, two_channel_config(tmp_path), training, phase="fit", register=False,
+                          settings=LearningSettings(min_training_examples=10))
+    assert result.policy is not None and result.prior_mean is not None
+    np.testing.assert_allclose(result.prior_mean[:, 0], 0.125, atol=1e-9)
+    np.testing.assert_allclose(result.prior_mean[:, 1:], 0.0, atol=1e-12)
+
+
 def test_cold_start_prior_lowers_regret_on_a_small_population(spark: SparkSession) -> None:
     k, d = 4, 4
     shared = np.array([0.0, 0.8, -0.5, 0.3])

@@ -153,14 +153,23 @@ class _FitInputs(NamedTuple):
     prior_rmse: float
 
 
+def _pooled_actions(action_ids: tuple[str, ...], counts: np.ndarray) -> list[str] | None:
+    """The actions whose context weights the pooled prior shares: the touches, as hold's reward is the spec's
+    constant default whatever the context; every action (``None``) while no touch has been logged, when
+    the holds are all the pooled model could learn from."""
+    touches = [a for a in action_ids if a != HOLD]
+    logged = sum(int(n) for a, n in zip(action_ids, counts, strict=True) if a != HOLD)
+    return touches if touches and logged > 0 else None
+
+
 def _fit_inputs(rows: DataFrame, action_ids: tuple[str, ...], s: LearningSettings) -> _FitInputs:
     stats = sufficient_statistics(
         rows, action_ids=action_ids, context_col=s.context_col,
         importance_weighting=s.importance_weighting, max_importance_weight=s.max_importance_weight,
     )
     if s.cold_start_min_examples is None or int(stats.counts.min()) < s.cold_start_min_examples:
-        touches = [a for a in action_ids if a != HOLD]  # hold's reward is the spec's default, not the touches'
-        prior = fit_engagement_prior(rows, action_ids=action_ids, context_col=s.context_col, pooled=touches)
+        prior = fit_engagement_prior(rows, action_ids=action_ids, context_col=s.context_col,
+                                     pooled=_pooled_actions(action_ids, stats.counts))
         return _FitInputs(stats, prior.prior_mean, prior.training_rmse)
     return _FitInputs(stats, None, float("nan"))
 
