@@ -61,7 +61,7 @@ Estimator = Callable[[FitInputs], np.ndarray]
 """Fit inputs → the (k, d) weights whose greedy choice is scored."""
 
 
-def training_rows(path: Path, dump: Dump, *, validation_fraction: float, gap_seconds: float) -> TrainingRows:
+def training_rows(path: Path, *, validation_fraction: float, gap_seconds: float) -> TrainingRows:
     """The rows the run's final fit trained on: the earlier ``1 - validation_fraction`` of the complete ones."""
     with np.load(path, allow_pickle=False) as d:
         if "train_contexts" not in d.files:
@@ -123,7 +123,7 @@ def study(spark: SparkSession, path: Path, *, halves: int, seed: int, settings: 
         raise ValueError(f"halves must be at least 1, got {halves}")
     dump = Dump.load(path)
     action_ids = [str(a) for a in dump.action_ids]
-    rows = training_rows(path, dump, validation_fraction=settings.validation_fraction, gap_seconds=gap_seconds)
+    rows = training_rows(path, validation_fraction=settings.validation_fraction, gap_seconds=gap_seconds)
     log(f"{len(rows.rewards):,} training rows of {len(np.unique(rows.leads)):,} leads, "
         f"{rows.contexts.shape[1]} context slots; {len(dump.eval_contexts):,} evaluation lead-days")
     fits = estimators(settings)

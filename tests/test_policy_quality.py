@@ -159,7 +159,7 @@ def _check_offline_study(
 
     # The estimator study refits the final training's own rows (the complete ones before the validation cut):
     # the product's estimator there is the run's final fit, so its greedy choices score the same.
-    rows = training_rows(path, dump, validation_fraction=run.learning.validation_fraction, gap_seconds=0.0)
+    rows = training_rows(path, validation_fraction=run.learning.validation_fraction, gap_seconds=0.0)
     assert len(rows.rewards) == result["trainings"][-1]["n_train"]
     found = estimator_study(spark, path, halves=2, seed=0, settings=run.learning, gap_seconds=0.0, log=lambda _: None)
     assert found["touches pooled, evidence λ (now)"]["full"] == pytest.approx(
