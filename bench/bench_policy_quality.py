@@ -503,6 +503,7 @@ class PolicyQualityRun:
         # decision log (columns of DECISION_SCHEMA) and per-lead state the scorer derives from it
         self.decisions: list[tuple[Any, ...]] = []
         self.contexts: dict[str, list[float]] = {}
+        self.exact_of: dict[str, float] = {}  # decision id → exact expected reward of its logged action
         self.lead_of: dict[str, str] = {}
         self.touches: dict[str, list[Touch]] = {}
         self.last_decided: dict[str, int] = {}
@@ -643,6 +644,7 @@ class PolicyQualityRun:
                 bool(held[i]), version, now_dt,
             ))
             self.contexts[ids[i]] = contexts[i].tolist()
+            self.exact_of[ids[i]] = float(outcomes.value[i, chosen[i]])
             self.lead_of[ids[i]] = lead
             self.last_decided[lead] = now
             if when is not None:
@@ -690,8 +692,8 @@ class PolicyQualityRun:
         assert result.policy is not None
         if self.dump is not None and day == self.days:  # the final fit's training set, for offline study
             ctx = self.learning.context_col
-            self.final_training = training.select("lead_id", "decided_at", ctx, "action", "propensity", "reward",
-                                                  "harm", "complete").toPandas()
+            self.final_training = training.select("decision_id", "lead_id", "decided_at", ctx, "action", "propensity",
+                                                  "reward", "harm", "complete").toPandas()
         if day == self.days and result.tuning is not None:
             self.final_tuned = result
         version = f"d{day}"
@@ -807,7 +809,9 @@ class PolicyQualityRun:
                 "median_served_score": float(np.median([t["served_score"] for t in trials]))}
 
     def _training_arrays(self) -> dict[str, np.ndarray]:
-        """The final fit's training set (context, logged action, propensity, reward, harm) as arrays."""
+        """The final fit's training set (context, logged action, propensity, reward, harm) as arrays, with
+        ``train_exact``: the simulator's exact expected reward of each row's logged action (what its observed
+        reward estimates, without the outcome's noise)."""
         pdf = self.final_training
         if pdf is None:
             return {}
@@ -820,6 +824,7 @@ class PolicyQualityRun:
             "train_decided_at": pdf["decided_at"].astype("int64").to_numpy(),
             "train_leads": pdf["lead_id"].to_numpy(dtype=str),
             "train_complete": pdf["complete"].to_numpy(dtype=bool),
+            "train_exact": np.array([self.exact_of[d] for d in pdf["decision_id"]], dtype=np.float64),
         }
 
     def _summary(self, values: dict[str, dict[str, float]], outcomes: ActionOutcomes,

@@ -16,6 +16,10 @@ the evidence-based fits look worse than they are.
 The rows are the complete decisions before the run's validation cut (``train_complete``); dumps written
 before that array existed use the rows made at least the longest wait plus the reward window before the last
 decision. Spark fits the pooled prior, as in the product; everything else is NumPy on the driver.
+
+Dumps that carry ``train_exact`` (each row's exact expected reward) add a reference row, ``NOISE_FREE``: the
+product's estimator on the same rows with every reward replaced by its exact expectation. The gap between it
+and the product's row is what the outcomes' noise costs at this many decisions.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class TrainingRows:
     actions: np.ndarray      # index into the dump's action ids
     rewards: np.ndarray
     leads: np.ndarray
+    exact: np.ndarray | None = None  # each row's exact expected reward (dumps since ``train_exact``)
 
 
 @dataclass(frozen=True)
@@ -72,8 +77,9 @@ def training_rows(path: Path, *, validation_fraction: float, gap_seconds: float)
         order = np.flatnonzero(complete)[np.argsort(at[complete], kind="stable")]
         cut = at[order][int((1.0 - validation_fraction) * len(order))] if len(order) else 0.0
         keep = order[at[order] < cut]
+        exact = d["train_exact"][keep] if "train_exact" in d.files else None
         return TrainingRows(d["train_contexts"][keep], d["train_actions"][keep], d["train_reward"][keep],
-                            d["train_leads"][keep])
+                            d["train_leads"][keep], exact)
 
 
 def fit_inputs(spark: SparkSession, rows: TrainingRows, action_ids: list[str]) -> FitInputs:
@@ -112,7 +118,24 @@ def estimators(settings: LearningSettings) -> dict[str, Estimator]:
 
 
 def subset(rows: TrainingRows, keep: np.ndarray) -> TrainingRows:
-    return TrainingRows(rows.contexts[keep], rows.actions[keep], rows.rewards[keep], rows.leads[keep])
+    exact = None if rows.exact is None else rows.exact[keep]
+    return TrainingRows(rows.contexts[keep], rows.actions[keep], rows.rewards[keep], rows.leads[keep], exact)
+
+
+NOISE_FREE = "now, on exact rewards (no outcome noise)"
+"""The study's reference row: the product's estimator on the same rows, each reward replaced by the exact
+expected reward of its logged action. Its distance to the product's score is what the outcomes' noise
+costs; its distance to the linear ceiling, what seeing one logged action per lead-day, on the earlier
+lead-days only, costs."""
+
+
+def noise_summary(rows: TrainingRows) -> str:
+    """How noisy the observed rewards are around their exact expectations (one log line)."""
+    assert rows.exact is not None
+    noise = rows.rewards - rows.exact
+    corr = np.corrcoef(rows.rewards, rows.exact)[0, 1] if rows.exact.std() > 0 and rows.rewards.std() > 0 else np.nan
+    return (f"observed reward sd {rows.rewards.std():.3f}, exact sd {rows.exact.std():.3f}, noise sd "
+            f"{noise.std():.3f}, correlation {corr:.3f}")
 
 
 def study(spark: SparkSession, path: Path, *, halves: int, seed: int, settings: LearningSettings,
@@ -126,12 +149,21 @@ def study(spark: SparkSession, path: Path, *, halves: int, seed: int, settings: 
     rows = training_rows(path, validation_fraction=settings.validation_fraction, gap_seconds=gap_seconds)
     log(f"{len(rows.rewards):,} training rows of {len(np.unique(rows.leads)):,} leads, "
         f"{rows.contexts.shape[1]} context slots; {len(dump.eval_contexts):,} evaluation lead-days")
+    if rows.exact is not None:
+        log(noise_summary(rows))
     fits = estimators(settings)
+    product = fits["touches pooled, evidence λ (now)"]
+
+    def score(theta: np.ndarray) -> float:
+        return choice_score(dump.eval_contexts @ theta.T, dump.eval_values, dump.eval_allowed)
 
     def scores(part: TrainingRows) -> dict[str, float]:
         inputs = fit_inputs(spark, part, action_ids)
-        return {name: choice_score(dump.eval_contexts @ fit(inputs).T, dump.eval_values, dump.eval_allowed)
-                for name, fit in fits.items()}
+        out = {name: score(fit(inputs)) for name, fit in fits.items()}
+        if part.exact is not None:
+            exact = TrainingRows(part.contexts, part.actions, part.exact, part.leads, part.exact)
+            out[NOISE_FREE] = score(product(fit_inputs(spark, exact, action_ids)))
+        return out
 
     full = scores(rows)
     leads = np.unique(rows.leads)
@@ -143,7 +175,7 @@ def study(spark: SparkSession, path: Path, *, halves: int, seed: int, settings: 
         log(f"  half {h + 1}/{halves}: " + ", ".join(f"{v:.3f}" for v in drawn[-1].values()))
     base = next(iter(fits))
     out: dict[str, dict[str, float]] = {}
-    for name in fits:
+    for name in drawn[0]:
         values = np.array([d[name] for d in drawn])
         diff = values - np.array([d[base] for d in drawn])
         root_n = np.sqrt(len(values))
@@ -166,9 +198,9 @@ def main() -> None:
         longest = max((a.wait.total_seconds() for a in ActionSpace.from_config(cfg).actions if a.wait), default=0.0)
         gap = longest + RewardSpec.from_config(cfg).window_delta.total_seconds()
         result = study(get_spark(), args.dump, halves=args.halves, seed=args.seed, settings=settings, gap_seconds=gap)
-    print(f"{'estimator':<38} {'all rows':>8}  {'halves (± se)':>16}  {'paired diff (± se)':>20}")
+    print(f"{'estimator':<42} {'all rows':>8}  {'halves (± se)':>16}  {'paired diff (± se)':>20}")
     for name, r in result.items():
-        print(f"{name:<38} {r['full']:>8.3f}  {r['halves_mean']:>8.3f} ± {r['halves_se']:.3f}  "
+        print(f"{name:<42} {r['full']:>8.3f}  {r['halves_mean']:>8.3f} ± {r['halves_se']:.3f}  "
               f"{r['paired_diff']:>+11.3f} ± {r['paired_diff_se']:.3f}")
 
 

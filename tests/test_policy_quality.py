@@ -137,6 +137,7 @@ def _check_offline_study(
     """``bench.policy_ceilings`` and ``bench.policy_estimators`` read the run's ``--dump`` and score models
     the way the benchmark does."""
     from bench.policy_ceilings import Dump, ceilings, choice_score, lead_truths, truths_study
+    from bench.policy_estimators import NOISE_FREE
     from bench.policy_estimators import study as estimator_study
     from bench.policy_estimators import training_rows
 
@@ -161,9 +162,27 @@ def _check_offline_study(
     # the product's estimator there is the run's final fit, so its greedy choices score the same.
     rows = training_rows(path, validation_fraction=run.learning.validation_fraction, gap_seconds=0.0)
     assert len(rows.rewards) == result["trainings"][-1]["n_train"]
+    # Each row's exact reward is the simulator's value of its logged action on the tick it was decided.
+    tick_values = {(lead, t.day): float(t.outcomes.value[i, t.chosen[i]])
+                   for t in run.ticks for i, lead in enumerate(t.leads)}
+    with np.load(path) as raw:
+        days = (raw["train_decided_at"] // 10**9 - int(run.start.timestamp())) // 86_400
+        expected = [tick_values[(str(lead), int(day))] for lead, day in zip(raw["train_leads"], days, strict=True)]
+        np.testing.assert_array_equal(raw["train_exact"], np.array(expected))
+        arrays = {name: raw[name] for name in raw.files}
+    assert rows.exact is not None and np.isfinite(rows.exact).all()
     found = estimator_study(spark, path, halves=2, seed=0, settings=run.learning, gap_seconds=0.0, log=lambda _: None)
     assert found["touches pooled, evidence λ (now)"]["full"] == pytest.approx(
         result["policies"]["learned_greedy"]["normalised_score"], abs=1e-9)
+    # The reference row is the product's estimator on the exact rewards: where the observed rewards are the
+    # exact ones, the two rows are the same fit.
+    assert NOISE_FREE in found
+    noiseless = path.with_name("noiseless.npz")
+    np.savez_compressed(noiseless, **{**arrays, "train_reward": arrays["train_exact"]})
+    same = estimator_study(spark, noiseless, halves=1, seed=0, settings=run.learning, gap_seconds=0.0,
+                           log=lambda _: None)
+    assert same[NOISE_FREE] == same["touches pooled, evidence λ (now)"]
+    assert same[NOISE_FREE]["full"] == found[NOISE_FREE]["full"]
     baseline = found["hold pooled, evidence λ (before)"]
     assert baseline["paired_diff"] == 0.0 and baseline["paired_diff_se"] == 0.0
     assert all(r["full"] <= 1.0 + 1e-9 and r["halves_mean"] <= 1.0 + 1e-9 for r in found.values())
