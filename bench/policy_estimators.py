@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -161,8 +161,7 @@ def study(spark: SparkSession, path: Path, *, halves: int, seed: int, settings: 
         inputs = fit_inputs(spark, part, action_ids)
         out = {name: score(fit(inputs)) for name, fit in fits.items()}
         if part.exact is not None:
-            exact = TrainingRows(part.contexts, part.actions, part.exact, part.leads, part.exact)
-            out[NOISE_FREE] = score(product(fit_inputs(spark, exact, action_ids)))
+            out[NOISE_FREE] = score(product(fit_inputs(spark, replace(part, rewards=part.exact), action_ids)))
         return out
 
     full = scores(rows)
@@ -198,9 +197,10 @@ def main() -> None:
         longest = max((a.wait.total_seconds() for a in ActionSpace.from_config(cfg).actions if a.wait), default=0.0)
         gap = longest + RewardSpec.from_config(cfg).window_delta.total_seconds()
         result = study(get_spark(), args.dump, halves=args.halves, seed=args.seed, settings=settings, gap_seconds=gap)
-    print(f"{'estimator':<42} {'all rows':>8}  {'halves (± se)':>16}  {'paired diff (± se)':>20}")
+    width = max(len(name) for name in result)
+    print(f"{'estimator':<{width}} {'all rows':>8}  {'halves (± se)':>16}  {'paired diff (± se)':>20}")
     for name, r in result.items():
-        print(f"{name:<42} {r['full']:>8.3f}  {r['halves_mean']:>8.3f} ± {r['halves_se']:.3f}  "
+        print(f"{name:<{width}} {r['full']:>8.3f}  {r['halves_mean']:>8.3f} ± {r['halves_se']:.3f}  "
               f"{r['paired_diff']:>+11.3f} ± {r['paired_diff_se']:.3f}")
 
 
