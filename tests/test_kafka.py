@@ -21,6 +21,7 @@ from bench import bench_kafka
 from bench.bench_ingest import bench_config
 from nurture_lake.config import NurtureConfig
 from nurture_lake.devtools import KafkaBroker
+from nurture_lake.devtools.kafka_broker import new_cluster_id
 from nurture_lake.ingest import IngestTables, kafka_stream, run_ingest
 from nurture_lake.tables import Lake
 from tests.test_ingest import event
@@ -49,6 +50,14 @@ def kafka_cfg(cfg: NurtureConfig, broker: KafkaBroker, topic_prefix: str) -> Nur
     return cfg.model_copy(update={"kafka": cfg.kafka.model_copy(update={
         "bootstrap_servers": broker.bootstrap_servers, "topic_pattern": topic_prefix + ".{region}.events",
     })})
+
+
+def test_a_cluster_id_never_starts_with_a_dash() -> None:
+    """A draw whose id would start with "-" (first byte 0xF8: six bits of 62) is skipped; the next one is used."""
+    draws = iter([bytes([0xF8]) + bytes(15), bytes([0x10]) + bytes(15)])
+    assert new_cluster_id(lambda: next(draws)) == "EAAAAAAAAAAAAAAAAAAAAA"
+    ids = [new_cluster_id() for _ in range(2_000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids) and len(set(ids)) == len(ids)
 
 
 def test_kafka_flow_with_lineage_and_quarantine(spark: SparkSession, cfg: NurtureConfig, broker: KafkaBroker) -> None:

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -34,6 +35,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def new_cluster_id(draw: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """A random KRaft cluster id: a UUID in unpadded URL-safe base64 (22 characters) that does not start with
+    ``-``. Kafka's own ``random-uuid`` skips those too: ``kafka-storage format -t -…`` reads the id as an
+    option and fails ("argument --cluster-id/-t: expected one argument"), one draw in 64."""
+    while True:
+        candidate = base64.urlsafe_b64encode(draw()).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
 
 
 def _port_open(port: int) -> bool:
@@ -110,9 +121,8 @@ class KafkaBroker:
                 "-cp", self._classpath(), main_class, *args]
 
     def _format(self) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
-            self._java_cmd("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self._config)),
+            self._java_cmd("kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(self._config)),
             capture_output=True, text=True, timeout=120,
         )
         if result.returncode != 0:
